@@ -1,0 +1,22 @@
+"""Train a lazy model on Fashion-MNIST; every run lands in outputs/ with its TensorBoard events.
+
+python scripts/train.py                                        # lazy_mlp, xavier, 10 epochs
+python scripts/train.py model=lazy_cnn init=normal init.std=0.05 trainer.max_epochs=5
+python scripts/train.py -m model=lazy_mlp,lazy_cnn init=xavier,normal   # 4 runs
+python scripts/train.py -m experiment=grid                     # the same grid, as a preset
+tensorboard --logdir outputs --host 127.0.0.1
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from lazytrain.train import run  # after Hydra parsed the CLI: --help stays fast
+
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()

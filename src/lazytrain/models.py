@@ -1,0 +1,101 @@
+"""Lazy architectures, declared by output sizes only.
+
+Every input size (``in_features``, ``in_channels``, ``num_features``) is left for the dry run to
+infer, so the same config fits any image size or channel count. Each builder returns a plain
+``nn.Sequential`` so that layer indices in shape tables and error messages match ``net[i]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+def _choice(table: dict[str, type[nn.Module]], name: str, what: str) -> type[nn.Module]:
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose one of: {', '.join(sorted(table))}")
+    return table[name]
+
+
+def _sizes(values: Sequence[int], what: str) -> list[int]:
+    sizes = [int(v) for v in values]
+    bad = [v for v in sizes if v <= 0]
+    if bad:
+        raise ValueError(f"{what} must be positive integers, got {list(values)}")
+    return sizes
+
+
+def lazy_mlp(
+    hidden: Sequence[int] = (256,),
+    num_classes: int = 10,
+    activation: str = "relu",
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """Flatten → [LazyLinear(h) → act (→ Dropout)]* → LazyLinear(num_classes)."""
+    act = _choice(ACTIVATIONS, activation, "activation")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in _sizes(hidden, "hidden sizes"):
+        layers += [nn.LazyLinear(width), act()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+    layers.append(nn.LazyLinear(_sizes([num_classes], "num_classes")[0]))
+    return nn.Sequential(*layers)
+
+
+def lazy_cnn(
+    channels: Sequence[int] = (6, 16),
+    hidden: Sequence[int] = (120, 84),
+    num_classes: int = 10,
+    kernel_size: int = 5,
+    activation: str = "relu",
+    pool: str = "max",
+) -> nn.Sequential:
+    """LeNet-style: [LazyConv2d(c, k) → act → pool]* → Flatten → [LazyLinear(h) → act]* → head.
+
+    The first convolution pads by ``k // 2`` (LeNet's padding 2 for 28×28 inputs).
+    """
+    act = _choice(ACTIVATIONS, activation, "activation")
+    pool_cls = _choice(POOLS, pool, "pool")
+    layers: list[nn.Module] = []
+    for i, c in enumerate(_sizes(channels, "channels")):
+        padding = kernel_size // 2 if i == 0 else 0
+        layers += [nn.LazyConv2d(c, kernel_size, padding=padding), act(), pool_cls(2, 2)]
+    layers.append(nn.Flatten())
+    for width in _sizes(hidden, "hidden sizes"):
+        layers += [nn.LazyLinear(width), act()]
+    layers.append(nn.LazyLinear(_sizes([num_classes], "num_classes")[0]))
+    return nn.Sequential(*layers)
+
+
+def lazy_convnet(
+    channels: Sequence[int] = (32, 64, 128),
+    convs_per_block: int = 2,
+    num_classes: int = 10,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """VGG-style conv–BN–ReLU blocks with ``LazyBatchNorm2d``, 2×2 max-pool between blocks,
+    global average pooling and a lazy linear head."""
+    layers: list[nn.Module] = []
+    sizes = _sizes(channels, "channels")
+    for i, c in enumerate(sizes):
+        for _ in range(_sizes([convs_per_block], "convs_per_block")[0]):
+            layers += [nn.LazyConv2d(c, 3, padding=1, bias=False), nn.LazyBatchNorm2d(), nn.ReLU()]
+        if i < len(sizes) - 1:
+            layers.append(nn.MaxPool2d(2))
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.LazyLinear(_sizes([num_classes], "num_classes")[0]))
+    return nn.Sequential(*layers)

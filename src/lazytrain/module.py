@@ -1,0 +1,99 @@
+"""The LightningModule: a lazy network, materialized and initialized in ``__init__``.
+
+Materializing in ``__init__`` — not in ``setup()`` or ``configure_model()`` — is what makes every
+later consumer safe: the optimizer, the model summary, loggers, ``deepcopy`` by SWA/EMA callbacks,
+``ddp_spawn``'s pickling and DDP's wrap all see concrete parameters, and since ``apply_init`` is
+idempotent nothing is ever re-initialized. Hyperparameters are plain containers and the network is
+rebuilt from them, so checkpoints load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from lazytrain.init import InitScheme, apply_init, uninitialized
+from lazytrain.shapes import ShapeReport
+
+
+class LazyClassifier(L.LightningModule):
+    """Classifier around any lazy ``net`` declared by a Hydra config (``model``)."""
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        init: dict[str, Any],
+        optimizer: dict[str, Any],
+        num_classes: int = 10,
+        input_shape: Sequence[int] = (1, 28, 28),
+        seed: int = 0,
+        sample: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["sample"])
+        self.net: nn.Module = instantiate(model)
+        if (
+            sample is None
+        ):  # rebuilding from a checkpoint: only the shape matters, weights load after
+            sample = torch.zeros(2, *input_shape)
+        self.shape_report = self.apply_init(sample, instantiate(init))
+        self.train_acc, self.val_acc, self.test_acc = (
+            MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(3)
+        )
+
+    def apply_init(self, inputs: torch.Tensor, init: InitScheme) -> ShapeReport | None:
+        """Dry-run ``inputs`` through the net, check the logits' shape, apply ``init`` — once."""
+        hp = self.hparams
+        return apply_init(self.net, inputs, init, seed=hp.seed, num_classes=hp.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_acc.update(logits.detach(), y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, acc: MulticlassAccuracy
+    ):
+        x, y = batch
+        logits = self.net(x)
+        acc.update(logits, y)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), prog_bar=stage == "val")
+        self.log(f"{stage}/acc", acc, prog_bar=stage == "val")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_acc)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        lazy = uninitialized(self)
+        if lazy:  # an optimizer over lazy parameters trains, but the configured init never ran
+            raise RuntimeError(
+                f"configure_optimizers reached with uninitialized parameters: {lazy}"
+            )
+        options = dict(self.hparams.optimizer)
+        decay = float(options.get("weight_decay", 0.0))
+        # Weight decay on matrices and kernels only: decaying biases and norm scales hurts.
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        return instantiate(options)([g for g in groups if g["params"]])

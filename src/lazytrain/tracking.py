@@ -1,0 +1,106 @@
+"""What goes to TensorBoard beyond Lightning's scalars: the shape table, weight histograms and the
+hparams table with final metrics.
+
+Everything is written into the run's own event file (not ``SummaryWriter.add_hparams``, which
+opens a sub-run per call), so one run is one row in TensorBoard, named after the run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+SHAPES_TAG = "parameter_shapes"
+
+
+class RunLogger(TensorBoardLogger):
+    """TensorBoardLogger that keeps its event file open between ``fit`` and ``test``.
+
+    Lightning finalizes (closes) the writer after each stage, and the next write opens a second
+    event file; one run, one event file is easier to read back and to copy around. ``close()``
+    ends it; a failed stage still closes at once so nothing is lost.
+    """
+
+    def finalize(self, status: str) -> None:
+        if status != "success":
+            super().finalize(status)
+        elif self._experiment is not None:
+            self.experiment.flush()
+            self.save()
+
+    def close(self) -> None:
+        super().finalize("success")
+
+
+def tensorboard_writer(trainer: L.Trainer) -> SummaryWriter | None:
+    """The run's SummaryWriter on rank 0, None elsewhere or without a TensorBoardLogger."""
+    if trainer.global_rank != 0:
+        return None
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+def log_histograms(writer: SummaryWriter, module: L.LightningModule, step: int) -> None:
+    for name, param in module.net.named_parameters():
+        writer.add_histogram(f"parameters/{name}", param.detach(), step)
+
+
+class TensorBoardTracking(L.Callback):
+    """Shape table once, weight histograms right after init (step 0) and after every epoch."""
+
+    def __init__(self, histograms: bool = True) -> None:
+        self.histograms = histograms
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = tensorboard_writer(trainer)
+        report = getattr(pl_module, "shape_report", None)
+        if writer is not None and report is not None and trainer.global_step == 0:
+            writer.add_text(SHAPES_TAG, report.markdown(), 0)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Runs after the sanity check and before the first optimizer step: the weights are
+        # exactly those apply_init produced. A resumed run (global_step > 0) has no step 0.
+        writer = tensorboard_writer(trainer)
+        if writer is not None and self.histograms and trainer.global_step == 0:
+            log_histograms(writer, pl_module, 0)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = tensorboard_writer(trainer)
+        if writer is not None and self.histograms:
+            log_histograms(writer, pl_module, trainer.global_step)
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config → ``{"model.hidden": "[256]", ...}`` with values TensorBoard accepts."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool | int | float | str):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def log_hparams(
+    writer: SummaryWriter, params: Mapping[str, Any], metrics: Mapping[str, float]
+) -> None:
+    """The HPARAMS row of this run: its flattened config and the final metrics.
+
+    TensorBoard reads each metric's value from the run's scalar of the same tag, so ``metrics``
+    name tags that were logged as scalars (e.g. ``val/acc``); the values here only list them.
+    """
+    experiment, session_start, session_end = hparams_summary(flatten(params), dict(metrics))
+    file_writer = writer._get_file_writer()
+    for summary in (experiment, session_start, session_end):
+        file_writer.add_summary(summary)
+    writer.flush()
