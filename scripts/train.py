@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from lazytrain.train import run  # after Hydra parsed the CLI: --help stays fast
+    from lazytrain.train import main as train  # after Hydra parsed the CLI: --help stays fast
 
-    return run(cfg)
+    return train(cfg)
 
 
 if __name__ == "__main__":

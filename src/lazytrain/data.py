@@ -25,12 +25,12 @@ CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
-# file name -> (IDX magic number, shape)
+# file name -> (IDX magic number: unsigned bytes and the number of dimensions, dims after the first)
 FILES = {
-    "train-images-idx3-ubyte": (0x803, (60000, 28, 28)),
-    "train-labels-idx1-ubyte": (0x801, (60000,)),
-    "t10k-images-idx3-ubyte": (0x803, (10000, 28, 28)),
-    "t10k-labels-idx1-ubyte": (0x801, (10000,)),
+    "train-images-idx3-ubyte": (0x803, (28, 28)),
+    "train-labels-idx1-ubyte": (0x801, ()),
+    "t10k-images-idx3-ubyte": (0x803, (28, 28)),
+    "t10k-labels-idx1-ubyte": (0x801, ()),
 }
 HOW_TO_GET = (
     "Get the data in one of two ways: (1) on Debian/Ubuntu, as root: "
@@ -49,23 +49,33 @@ def raw_dir(root: str | Path) -> Path:
     return Path(root) / "FashionMNIST" / "raw"
 
 
-def _check_idx(path: Path, data: bytes | None = None) -> None:
-    magic, shape = FILES[path.name.removesuffix(".gz")]
-    header = 4 + 4 * len(shape)
-    expected = header + int(torch.Size(shape).numel())
+def _check_idx(path: Path, data: bytes | None = None) -> int:
+    """Validate an IDX file's header against its size; return the number of examples.
+
+    Catches truncated downloads, a wrong file under a right name and garbage alike, so a damaged
+    file is never read into a tensor.
+    """
+    magic, item_shape = FILES[path.name.removesuffix(".gz")]
+    header = 4 + 4 * (1 + len(item_shape))
     if data is None:
         size = path.stat().st_size
         with path.open("rb") as f:
             head = f.read(header)
     else:
         size, head = len(data), data[:header]
-    dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(len(shape)))
-    if int.from_bytes(head[:4], "big") != magic or dims != shape or size != expected:
-        raise DataError(
-            f"{path} is not a valid Fashion-MNIST IDX file (expected {expected} bytes with shape "
-            f"{shape}, found {size} bytes, header dims {dims}); it is truncated or corrupted. "
-            f"Delete it and run again to fetch a fresh copy."
-        )
+    fields = [int.from_bytes(head[i : i + 4], "big") for i in range(0, len(head) - 3, 4)]
+    expected_size = None
+    if len(fields) == 1 + 1 + len(item_shape) and fields[0] == magic:
+        count, dims = fields[1], tuple(fields[2:])
+        if dims == item_shape:
+            expected_size = header + count * int(torch.Size(item_shape).numel())
+            if size == expected_size:
+                return count
+    raise DataError(
+        f"{path} is not a valid Fashion-MNIST IDX file ({size} bytes"
+        + (f", its header promises {expected_size}" if expected_size else ", bad header")
+        + "): it is truncated or corrupted. Delete it and run again to fetch a fresh copy."
+    )
 
 
 def _unpack(src: Path, dst: Path) -> None:
@@ -146,12 +156,20 @@ class FashionMNIST:
         from torchvision.datasets.mnist import read_image_file, read_label_file
 
         raw = locate(root, search_dirs, download)
-        return cls(
+        data = cls(
             train_x=read_image_file(str(raw / "train-images-idx3-ubyte")).unsqueeze(1),
             train_y=read_label_file(str(raw / "train-labels-idx1-ubyte")),
             test_x=read_image_file(str(raw / "t10k-images-idx3-ubyte")).unsqueeze(1),
             test_y=read_label_file(str(raw / "t10k-labels-idx1-ubyte")),
         )
+        for part in ("train", "test"):
+            x, y = getattr(data, f"{part}_x"), getattr(data, f"{part}_y")
+            if len(x) != len(y) or (len(y) and int(y.max()) >= len(CLASSES)):
+                raise DataError(
+                    f"{raw}: {len(x)} {part} images, {len(y)} labels up to {int(y.max())}; "
+                    f"expected equal counts and labels below {len(CLASSES)}. Delete and re-fetch."
+                )
+        return data
 
     def sample(self, n: int) -> torch.Tensor:
         """The first ``n`` training images, normalized: the dry-run batch. A fixed slice, not a

@@ -53,6 +53,15 @@ class LazyClassifier(L.LightningModule):
         hp = self.hparams
         return apply_init(self.net, inputs, init, seed=hp.seed, num_classes=hp.num_classes)
 
+    @property
+    def lr(self) -> float:
+        """The configured learning rate; settable, so ``Tuner(trainer).lr_find(model)`` works."""
+        return self.hparams.optimizer["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.hparams.optimizer["lr"] = value
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 

@@ -7,19 +7,26 @@ checkpoint touches the run directory.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lazytrain.data import DataError
 from lazytrain.datamodule import FashionMNISTDataModule
 from lazytrain.module import LazyClassifier
-from lazytrain.tracking import log_hparams, tensorboard_writer
+from lazytrain.shapes import ShapeMismatchError
+from lazytrain.tracking import flatten, log_hparams, tensorboard_writer
 
 log = logging.getLogger(__name__)
+# Mistakes in a config or on disk: reported as one readable line, not as a traceback.
+USER_ERRORS = (ShapeMismatchError, DataError, InstantiationException)
 
 
 def route_lightning_logs() -> None:
@@ -46,12 +53,12 @@ def build_model(cfg: DictConfig, datamodule: FashionMNISTDataModule) -> LazyClas
 
 
 def hparams(cfg: DictConfig, model: LazyClassifier) -> dict[str, Any]:
-    """The run's row in TensorBoard's HPARAMS tab: config choices, resolved config, size."""
-    params: dict[str, Any] = {}
+    """The run's row in TensorBoard's HPARAMS tab: the resolved config flattened, the config
+    group choices (``model: lazy_cnn``, ``init: normal``) and the parameter count."""
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))
     if HydraConfig.initialized():
         choices = HydraConfig.get().runtime.choices
         params.update({k: v for k, v in choices.items() if not k.startswith("hydra") and v})
-    params.update(OmegaConf.to_container(cfg, resolve=True))
     params["params"] = sum(p.numel() for p in model.parameters())
     return params
 
@@ -90,3 +97,15 @@ def run(cfg: DictConfig) -> float:
     if best and checkpoint.monitor == cfg.optimized_metric:  # sweepers optimize the best epoch
         final[cfg.optimized_metric] = float(checkpoint.best_model_score)
     return final.get(cfg.optimized_metric, float("nan"))
+
+
+def main(cfg: DictConfig) -> float:
+    """``run`` for the command line: a user error is logged (console and ``train.log``) and exits
+    with status 1; in a multirun it is re-raised so Hydra records the job as failed and goes on."""
+    try:
+        return run(cfg)
+    except USER_ERRORS as err:
+        log.error("%s: %s", type(err).__name__, err)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(1)

@@ -1,0 +1,162 @@
+"""The real CLI on real Fashion-MNIST for a few batches, and what landed in TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lazytrain.module import LazyClassifier
+
+from .conftest import run_script
+from .tensorboard_events import read_events
+
+FEW_BATCHES = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=8",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=4",
+]
+BAD_MODEL = """\
+_target_: torch.nn.Sequential
+_args_:
+  - {_target_: torch.nn.Flatten}
+  - {_target_: torch.nn.LazyLinear, out_features: 256}
+  - {_target_: torch.nn.ReLU}
+  - {_target_: torch.nn.Linear, in_features: 64, out_features: 10}
+"""
+
+
+@pytest.fixture(scope="module")
+def mlp_run(real_data_root, tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("cli")
+    run_dir = cwd / "run"
+    proc = run_script(
+        "train.py", f"data.root={real_data_root}", f"hydra.run.dir={run_dir}", *FEW_BATCHES, cwd=cwd
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return run_dir
+
+
+def test_run_directory_holds_config_log_events_and_checkpoints(mlp_run):
+    assert (mlp_run / ".hydra" / "config.yaml").is_file()
+    assert (mlp_run / ".hydra" / "overrides.yaml").is_file()
+    assert len(list(mlp_run.glob("events.out.tfevents.*"))) == 1
+    assert (mlp_run / "checkpoints" / "last.ckpt").is_file()
+    assert list((mlp_run / "checkpoints").glob("best-epoch*.ckpt"))
+
+
+def test_train_log_holds_lightning_lines_too(mlp_run):
+    log = (mlp_run / "train.log").read_text()
+    assert "[lazytrain.init]" in log and "materialized" in log
+    assert "[lightning.pytorch" in log and "`Trainer.fit` stopped" in log
+    assert "| `1.weight` | uninitialized | [256, 784] |" in log
+
+
+def test_scalars_reach_tensorboard(mlp_run):
+    events = read_events(mlp_run)
+    s = events.scalars
+    assert [step for step, _ in s["train/loss_step"]] == [3, 7, 11, 15]
+    assert [step for step, _ in s["train/loss_epoch"]] == [7, 15]
+    for tag in ("train/acc", "val/loss", "val/acc"):
+        assert len(s[tag]) == 2, tag
+    assert len(s["test/loss"]) == len(s["test/acc"]) == 1
+    assert any(tag.startswith("lr-AdamW") for tag in s)
+    assert 0.5 < s["test/acc"][0][1] <= 1.0  # 16 AdamW steps on the real data already learn
+
+
+def test_shape_table_reaches_tensorboard(mlp_run):
+    text = read_events(mlp_run).texts["parameter_shapes"]
+    assert "| `1.weight` | uninitialized | [256, 784] |" in text
+    assert "| `3.bias` | uninitialized | [10] |" in text
+    assert "| 1 | Linear | [32, 784] | [32, 256] | 200,960 |" in text
+
+
+def test_histograms_at_step_zero_are_the_initial_weights(mlp_run):
+    events = read_events(mlp_run)
+    assert set(events.histogram_steps) == {
+        f"parameters/{n}" for n in ("1.weight", "1.bias", "3.weight", "3.bias")
+    }
+    for steps in events.histogram_steps.values():
+        assert steps == [0, 8, 16]
+
+
+def test_hparams_hold_the_resolved_config_and_final_metrics(mlp_run):
+    events = read_events(mlp_run)
+    h = events.hparams
+    assert h["model"] == "lazy_mlp" and h["init"] == "xavier"
+    assert h["model.hidden"] == "[256]" and h["optimizer.lr"] == 0.001
+    assert h["params"] == 203530
+    assert set(events.hparam_metrics) >= {"val/acc", "val/loss", "test/acc", "test/loss"}
+    assert "hp_metric" not in events.scalars
+
+
+def test_checkpoints_load_weights_only_into_a_fresh_model(mlp_run):
+    for path in (mlp_run / "checkpoints").glob("*.ckpt"):
+        model = LazyClassifier.load_from_checkpoint(path, weights_only=True)
+        assert model.net[1].weight.shape == (256, 784)
+        assert torch.load(path, weights_only=True)["hyper_parameters"]["seed"] == 0
+
+
+def test_shape_mismatch_stops_before_anything_is_written(real_data_root, tmp_path):
+    conf = tmp_path / "myconf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "bad.yaml").write_text(BAD_MODEL)
+    run_dir = tmp_path / "run"
+    proc = run_script(
+        "train.py", f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "model=bad",
+        f"data.root={real_data_root}", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert (
+        "layer 3 (Linear) got input of shape [32, 256], but it expects last dimension 64"
+        in proc.stderr
+    )
+    assert not list(run_dir.glob("events.*")) and not (run_dir / "checkpoints").exists()
+    assert not (run_dir / "hparams.yaml").exists()
+
+
+def test_shapes_script_prints_the_tables(real_data_root, tmp_path):
+    proc = run_script("shapes.py", "model=lazy_cnn", f"data.root={real_data_root}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "| `0.weight` | uninitialized | [6, 1, 5, 5] |" in proc.stdout
+    assert "| 6 | Flatten | [32, 16, 5, 5] | [32, 400] | 0 |" in proc.stdout
+    assert "**Parameters** (61,706 in total)" in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # writes nothing
+
+
+def test_shapes_script_fails_readably(real_data_root, tmp_path):
+    proc = run_script(
+        "shapes.py",
+        "model=lazy_mlp",
+        "model.num_classes=7",
+        f"data.root={real_data_root}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert "shape error: model output has shape [32, 7], expected [32, 10]" in proc.stderr
+
+
+@pytest.mark.slow
+def test_multirun_grid_writes_one_named_run_per_combination(real_data_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_script(
+        "train.py", "-m", "model=lazy_mlp,lazy_cnn", "init=xavier,normal", f"data.root={real_data_root}",
+        f"hydra.sweep.dir={sweep}", "hydra.job.config.override_dirname.exclude_keys=[data.root,trainer.max_epochs,trainer.limit_train_batches,trainer.limit_val_batches,trainer.limit_test_batches,trainer.log_every_n_steps]",
+        *FEW_BATCHES, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert runs == [
+        "init=normal,model=lazy_cnn",
+        "init=normal,model=lazy_mlp",
+        "init=xavier,model=lazy_cnn",
+        "init=xavier,model=lazy_mlp",
+    ]
+    for name in runs:
+        assert len(list((sweep / name).glob("events.out.tfevents.*"))) == 1
+        events = read_events(sweep / name)
+        assert events.hparams["init"] == name.split(",")[0].split("=")[1]
+        assert "val/acc" in events.scalars

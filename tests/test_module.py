@@ -1,0 +1,157 @@
+"""The LightningModule against traps 4–11: optimizer, stages, copies, checkpoints, summaries."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
+from lightning.pytorch.tuner import Tuner
+from lightning.pytorch.utilities.model_summary import ModelSummary
+from torch import nn
+
+from lazytrain.module import LazyClassifier
+from lazytrain.train import build_model
+
+
+def digest(module: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def setup(cfg):
+    datamodule = instantiate(cfg.data)
+    return build_model(cfg, datamodule), datamodule
+
+
+def trainer(tmp_path, **kwargs) -> L.Trainer:
+    options = dict(
+        accelerator="cpu", max_epochs=1, limit_train_batches=4, limit_val_batches=1,
+        logger=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path, enable_checkpointing=False,
+    )  # fmt: skip
+    return L.Trainer(**{**options, **kwargs})
+
+
+def test_trap4_optimizer_sees_only_concrete_parameters(cfg_factory):
+    model, _ = setup(cfg_factory())
+    optimizer = model.configure_optimizers()
+    decay, no_decay = optimizer.param_groups
+    assert [p.ndim for p in decay["params"]] == [2, 2] and decay["weight_decay"] == 0.01
+    assert [p.ndim for p in no_decay["params"]] == [1, 1] and no_decay["weight_decay"] == 0.0
+    model.extra = nn.LazyLinear(3)
+    with pytest.raises(
+        RuntimeError, match=r"uninitialized parameters: \['extra.weight', 'extra.bias'\]"
+    ):
+        model.configure_optimizers()
+
+
+def test_sgd_from_config(cfg_factory):
+    model, _ = setup(cfg_factory("optimizer=sgd", "optimizer.lr=0.05"))
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["lr"] == 0.05
+
+
+def test_trap5_validate_and_test_never_reinitialize(cfg_factory, tmp_path):
+    model, datamodule = setup(cfg_factory())
+    initial = digest(model)
+    t = trainer(tmp_path)
+    t.fit(model, datamodule=datamodule)
+    trained = digest(model)
+    assert trained != initial
+    t.validate(model, datamodule=datamodule)
+    t.test(model, datamodule=datamodule)
+    assert digest(model) == trained
+    model.apply_init(datamodule.sample(8), lambda layer, g: nn.init.zeros_(layer.weight))
+    assert digest(model) == trained
+
+
+def test_trap6_deepcopy_and_weight_averaging(cfg_factory, tmp_path):
+    with pytest.raises(Exception):  # noqa: B017 - the trap itself: deepcopy of a lazy BN fails
+        copy.deepcopy(nn.LazyBatchNorm2d())
+    model, datamodule = setup(
+        cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
+    )
+    clone = copy.deepcopy(model)
+    assert digest(clone) == digest(model)
+    swa = StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)
+    trainer(tmp_path, max_epochs=2, callbacks=[swa]).fit(model, datamodule=datamodule)
+    assert swa._average_model is not None
+
+
+@pytest.fixture
+def trained(cfg_factory, tmp_path):
+    """A model fitted for one short epoch with a checkpoint; returns (model, datamodule, path)."""
+    cfg = cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
+    model, datamodule = setup(cfg)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    trainer(tmp_path, callbacks=[checkpoint], enable_checkpointing=True).fit(
+        model, datamodule=datamodule
+    )
+    return model.eval(), datamodule, tmp_path / "ckpt" / "last.ckpt"
+
+
+def test_trap7_8_checkpoint_holds_plain_hparams_and_loads_weights_only(trained):
+    _, _, path = trained
+    raw = torch.load(path, weights_only=True)
+    hparams = raw["hyper_parameters"]
+    assert (
+        type(hparams["model"]) is dict
+        and hparams["model"]["_target_"] == "lazytrain.models.lazy_convnet"
+    )
+    assert "sample" not in hparams and "net" not in hparams
+    loaded = LazyClassifier.load_from_checkpoint(path, weights_only=True)
+    assert isinstance(loaded, LazyClassifier)
+
+
+def test_trap10_loaded_model_is_concrete_and_predicts_identically(trained):
+    model, datamodule, path = trained
+    loaded = LazyClassifier.load_from_checkpoint(path, weights_only=True).eval()
+    assert not [
+        type(m).__name__ for m in loaded.net.modules() if type(m).__name__.startswith("Lazy")
+    ]
+    assert "Conv2d(1, 4" in repr(loaded.net)
+    x = datamodule.sample(16)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert digest(loaded) == digest(model)
+
+
+def test_trap5_validate_after_loading_keeps_the_loaded_weights(trained, tmp_path):
+    _, datamodule, path = trained
+    loaded = LazyClassifier.load_from_checkpoint(path, weights_only=True)
+    before = digest(loaded)
+    trainer(tmp_path).validate(loaded, datamodule=datamodule)
+    assert digest(loaded) == before
+
+
+def test_checkpoint_from_another_architecture_names_the_parameter(trained, cfg_factory):
+    _, _, path = trained
+    other, _ = setup(
+        cfg_factory("model=lazy_convnet", "model.channels=[4,16]", "model.convs_per_block=1")
+    )
+    state = torch.load(path, weights_only=True)["state_dict"]
+    with pytest.raises(RuntimeError, match=r"size mismatch for net\.4\.weight"):
+        other.load_state_dict(state)
+
+
+def test_trap9_lr_find_writes_a_loadable_checkpoint(cfg_factory, tmp_path):
+    model, datamodule = setup(cfg_factory())
+    result = Tuner(trainer(tmp_path, max_epochs=3)).lr_find(
+        model, datamodule=datamodule, num_training=8, early_stop_threshold=None
+    )
+    assert len(result.results["lr"]) == 8
+
+
+def test_trap11_summary_counts_the_real_parameters(cfg_factory):
+    model, _ = setup(cfg_factory("model=lazy_cnn"))
+    real = sum(p.numel() for p in model.parameters())
+    assert real == 61706
+    assert ModelSummary(model).total_parameters == real
