@@ -109,11 +109,11 @@ def test_shape_mismatch_stops_before_anything_is_written(real_data_root, tmp_pat
         "train.py", f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "model=bad",
         f"data.root={real_data_root}", f"hydra.run.dir={run_dir}", cwd=tmp_path,
     )  # fmt: skip
-    assert proc.returncode != 0
-    assert (
-        "layer 3 (Linear) got input of shape [32, 256], but it expects last dimension 64"
-        in proc.stderr
-    )
+    assert proc.returncode == 1
+    message = "ShapeMismatchError: layer 3 (Linear) got input of shape [32, 256], but it expects last dimension 64"
+    assert message in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert message in (run_dir / "train.log").read_text()  # the reason stays with the run
     assert not list(run_dir.glob("events.*")) and not (run_dir / "checkpoints").exists()
     assert not (run_dir / "hparams.yaml").exists()
 
