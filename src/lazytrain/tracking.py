@@ -7,6 +7,8 @@ opens a sub-run per call), so one run is one row in TensorBoard, named after the
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 SHAPES_TAG = "parameter_shapes"
+log = logging.getLogger(__name__)
 
 
 class RunLogger(TensorBoardLogger):
@@ -53,10 +56,16 @@ def log_histograms(writer: SummaryWriter, module: L.LightningModule, step: int) 
 
 
 class TensorBoardTracking(L.Callback):
-    """Shape table once, weight histograms right after init (step 0) and after every epoch."""
+    """Shape table once, weight histograms right after init (step 0) and after every epoch,
+    wall time per epoch, and one log line per epoch (``train.log`` reads like a progress report
+    even with the progress bar off)."""
 
     def __init__(self, histograms: bool = True) -> None:
         self.histograms = histograms
+        self._epoch_start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = tensorboard_writer(trainer)
@@ -72,9 +81,24 @@ class TensorBoardTracking(L.Callback):
             log_histograms(writer, pl_module, 0)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seconds = time.perf_counter() - self._epoch_start
         writer = tensorboard_writer(trainer)
-        if writer is not None and self.histograms:
-            log_histograms(writer, pl_module, trainer.global_step)
+        if writer is not None:
+            writer.add_scalar("time/epoch_seconds", seconds, trainer.global_step)
+            if self.histograms:
+                log_histograms(writer, pl_module, trainer.global_step)
+        if trainer.global_rank == 0:
+            metrics = trainer.callback_metrics
+            shown = ", ".join(
+                f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if "step" not in k
+            )
+            log.info(
+                "epoch %d (step %d, %.1f s): %s",
+                trainer.current_epoch,
+                trainer.global_step,
+                seconds,
+                shown,
+            )
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
