@@ -8,6 +8,7 @@ opens a sub-run per call), so one run is one row in TensorBoard, named after the
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 SHAPES_TAG = "parameter_shapes"
 log = logging.getLogger(__name__)
+_IMPORTED = time.time()
 
 
 class RunLogger(TensorBoardLogger):
@@ -38,6 +40,16 @@ class RunLogger(TensorBoardLogger):
 
     def close(self) -> None:
         super().finalize("success")
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux ``/proc``; else since this module's import)."""
+    try:
+        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+        return time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time() - _IMPORTED
 
 
 def tensorboard_writer(trainer: L.Trainer) -> SummaryWriter | None:
@@ -66,6 +78,8 @@ class TensorBoardTracking(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
+        if trainer.current_epoch == 0 and trainer.global_rank == 0:
+            log.info("first training step %.2f s after process start", process_age())
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = tensorboard_writer(trainer)

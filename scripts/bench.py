@@ -1,0 +1,246 @@
+"""Training throughput of lazytrain against plain PyTorch loops, in one process, interleaved.
+
+    python scripts/bench.py                          # lazy_mlp and lazy_cnn, 5 rounds, batch 256
+    python scripts/bench.py --write-readme           # also update the README's performance table
+    python scripts/bench.py --rounds 1 --limit-batches 5 --models lazy_mlp   # a smoke test
+
+For each model and round, one training epoch of:
+  (a) a plain loop over torchvision's FashionMNIST + ToTensor + DataLoader (the common baseline),
+  (b) a plain loop over the in-memory tensors (same model, init, optimizer and batch order as c),
+  (c) lazytrain's pipeline with its default config: Lightning, our data module, logging, progress
+      bar (validation and test off, so all three time the same work: one training epoch).
+Prints medians (min–max) of samples/s, the ratios c/b and c/a, the dry-run time and the time
+from process start to the first training step of `python scripts/train.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from lazytrain.data import raw_dir
+from lazytrain.train import build_model, run
+
+ROOT = Path(__file__).resolve().parent.parent
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+class EpochTimer(L.Callback):
+    """Wall time of each training epoch of the Lightning run (c)."""
+
+    seconds: list[float] = []
+    samples: list[int] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._start, self._samples = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._samples += len(batch[1])
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        _sync(pl_module.device)
+        EpochTimer.seconds.append(time.perf_counter() - self._start)
+        EpochTimer.samples.append(self._samples)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def config(model: str, args: argparse.Namespace, out: Path, *extra: str):
+    overrides = [
+        f"model={model}",
+        f"data.root={args.data_root}",
+        f"data.batch_size={args.batch_size}",
+        f"output_dir={out}",
+        f"trainer.accelerator={args.device}",
+        "trainer.max_epochs=1",
+        "trainer.limit_val_batches=0",
+        "trainer.limit_test_batches=0",
+        f"trainer.limit_train_batches={args.limit_batches or 1.0}",
+        *extra,
+    ]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def plain_epoch(model, batches, device, limit: int | None) -> tuple[float, int]:
+    """One epoch of the textbook loop; returns (seconds, samples)."""
+    net = model.net.to(device).train()
+    optimizer = model.configure_optimizers()
+    samples = 0
+    _sync(device)
+    start = time.perf_counter()
+    for i, (x, y) in enumerate(batches):
+        if limit and i == limit:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        optimizer.step()
+        samples += len(y)
+    _sync(device)
+    return time.perf_counter() - start, samples
+
+
+def bench_torchvision(model_name: str, args, out: Path) -> float:
+    from torchvision import datasets, transforms
+
+    cfg = config(model_name, args, out)
+    model = build_model(cfg, instantiate(cfg.data))
+    dataset = datasets.FashionMNIST(
+        str(args.data_root), train=True, transform=transforms.ToTensor()
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers
+    )
+    seconds, samples = plain_epoch(model, loader, torch.device(args.device), args.limit_batches)
+    return samples / seconds
+
+
+def bench_in_memory(model_name: str, args, out: Path) -> tuple[float, float]:
+    cfg = config(model_name, args, out)
+    datamodule = instantiate(cfg.data)
+    datamodule.load()
+    start = time.perf_counter()
+    model = build_model(cfg, datamodule)
+    dry_run = time.perf_counter() - start
+    device = torch.device(args.device)
+    datamodule.setup("fit")  # CPU tensors; moved once below, as the data module does on a device
+    batches = datamodule.train_dataloader()
+    batches.x, batches.y = batches.x.to(device), batches.y.to(device)
+    seconds, samples = plain_epoch(model, batches, device, args.limit_batches)
+    return samples / seconds, dry_run
+
+
+def bench_lazytrain(model_name: str, args, out: Path) -> float:
+    cfg = config(
+        model_name, args, out, f"+callbacks.bench_timer._target_={EpochTimer.__module__}.EpochTimer"
+    )
+    run(cfg)
+    return EpochTimer.samples[-1] / EpochTimer.seconds[-1]
+
+
+def startup_seconds(args, out: Path) -> float:
+    """Process start to first training step of the real CLI (it logs that moment)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), f"data.root={args.data_root}",
+         f"hydra.run.dir={out}", "trainer.max_steps=1", "trainer.limit_val_batches=0",
+         "trainer.limit_test_batches=0", f"trainer.accelerator={args.device}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    match = re.search(
+        r"first training step ([\d.]+) s after process start", proc.stdout + proc.stderr
+    )
+    if match is None:
+        raise RuntimeError("train.py did not log its first training step:\n" + proc.stdout[-2000:])
+    return float(match.group(1))
+
+
+def import_floor_seconds() -> float:
+    """`import lightning` alone in a fresh process: the part of start-up that is not ours."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import lightning"], check=True)
+    return time.perf_counter() - start
+
+
+def stats(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+
+
+def table(results: dict, args, startup: list[float], floor: list[float]) -> str:
+    device = (
+        torch.cuda.get_device_name()
+        if args.device == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    lines = [
+        f"Batch {args.batch_size}, one training epoch, {args.rounds} rounds interleaved, median (min–max) "
+        f"samples/s; torch {torch.__version__}, lightning {L.__version__}, {device}.",
+        "",
+        "| model | (a) torchvision DataLoader | (b) plain loop, in-memory | (c) lazytrain | c/b | c/a | dry run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        cb = statistics.median(c / b for c, b in zip(r["c"], r["b"], strict=True))
+        ca = statistics.median(c / a for c, a in zip(r["c"], r["a"], strict=True))
+        lines.append(
+            f"| {name} | {stats(r['a'])} | {stats(r['b'])} | {stats(r['c'])} | {cb:.2f} | {ca:.1f} "
+            f"| {statistics.median(r['dry']) * 1000:.0f} ms |"
+        )
+    if startup:
+        lines += ["", f"Process start to first training step (`python scripts/train.py`): "
+                  f"median {statistics.median(startup):.2f} s over {len(startup)} starts; "
+                  f"`python -c 'import lightning'` alone: {statistics.median(floor):.2f} s."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    readme = ROOT / "README.md"
+    content = readme.read_text()
+    if README_START not in content:
+        raise SystemExit(f"README.md has no {README_START} ... {README_END} block to update")
+    head, rest = content.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    readme.write_text(f"{head}{README_START}\n{text}\n{README_END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["lazy_mlp", "lazy_cnn"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--limit-batches", type=int, default=None, help="batches per epoch (smoke tests)"
+    )
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for (a)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--data-root", type=Path, default=ROOT / "data")
+    parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args()
+    if not (raw_dir(args.data_root) / "train-images-idx3-ubyte").is_file():
+        from lazytrain.data import locate
+
+        locate(args.data_root)  # torchvision's reader in (a) needs the unpacked files
+
+    results = {m: {"a": [], "b": [], "c": [], "dry": []} for m in args.models}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for name in args.models:
+                r = results[name]
+                out = Path(tmp) / f"{name}-{round_}"
+                r["a"].append(bench_torchvision(name, args, out))
+                b, dry = bench_in_memory(name, args, out)
+                r["b"].append(b)
+                r["dry"].append(dry)
+                r["c"].append(bench_lazytrain(name, args, out))
+                print(
+                    f"round {round_}: {name} a={r['a'][-1]:,.0f} b={b:,.0f} c={r['c'][-1]:,.0f} samples/s",
+                    flush=True,
+                )
+        startup, floor = [], []
+        for i in range(args.startup_runs):
+            startup.append(startup_seconds(args, Path(tmp) / f"startup-{i}"))
+            floor.append(import_floor_seconds())
+    text = table(results, args, startup, floor)
+    print(text)
+    if args.write_readme:
+        write_readme(text)
+
+
+if __name__ == "__main__":
+    main()
