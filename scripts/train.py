@@ -8,7 +8,10 @@ tensorboard --logdir outputs --host 127.0.0.1
 """
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+# conf/hydra/default.yaml: resume=<dir> runs in <dir> and writes its .hydra/ under a new name
+OmegaConf.register_new_resolver("lazytrain.if", lambda cond, then, otherwise: then if cond else otherwise)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -31,7 +31,11 @@ def read_events(run_dir: Path) -> Events:
     }
     hparams: dict[str, object] = {}
     metrics: list[str] = []
-    for tag, content in ea.PluginTagToContent("hparams").items():
+    try:
+        hparam_contents = ea.PluginTagToContent("hparams")
+    except KeyError:  # an interrupted run has no hparams summary yet
+        hparam_contents = {}
+    for tag, content in hparam_contents.items():
         data = plugin_data_pb2.HParamsPluginData.FromString(content)
         if tag.endswith("session_start_info"):
             for key, value in data.session_start_info.hparams.items():

@@ -85,10 +85,15 @@ def _unpack(src: Path, dst: Path) -> None:
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{src} is not a readable gzip file ({err}); replace or delete it") from err
     _check_idx(dst, data)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, dst)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, dst)
+    except OSError as err:
+        raise DataError(
+            f"cannot unpack {src.name} into {dst.parent} ({err}); set data.root to a writable directory"
+        ) from err
     log.info("unpacked %s -> %s", src, dst)
 
 

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lazytrain.checkpoints import NonFiniteLossError
 from lazytrain.init import InitScheme, apply_init, uninitialized
 from lazytrain.shapes import ShapeReport
 
@@ -49,6 +50,7 @@ class LazyClassifier(L.LightningModule):
         self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(2)
         )
+        self._reset_epoch_sums()
 
     def apply_init(self, inputs: torch.Tensor, init: InitScheme) -> ShapeReport | None:
         """Dry-run ``inputs`` through the net, check the logits' shape, apply ``init`` — once."""
@@ -76,11 +78,15 @@ class LazyClassifier(L.LightningModule):
         return self.net(x)
 
     def on_train_epoch_start(self) -> None:
+        self._reset_epoch_sums()
+
+    def _reset_epoch_sums(self) -> None:
         # Running sums on the device: no per-step sync, and no per-step self.log (each costs
         # about as much as a small model's whole step); logged every N steps and per epoch.
         self._loss_sum = torch.zeros((), device=self.device)
         self._correct = torch.zeros((), device=self.device, dtype=torch.long)
         self._seen = 0
+        self._first_bad_step = torch.full((), -1, device=self.device, dtype=torch.long)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -92,11 +98,28 @@ class LazyClassifier(L.LightningModule):
             self._loss_sum += loss * len(y)
             self._correct += (logits.argmax(1) == y).sum()
             self._seen += len(y)
+            # Remember the first non-finite step on the device; checked without a per-step sync.
+            bad = ~torch.isfinite(loss) & (self._first_bad_step < 0)
+            self._first_bad_step = torch.where(bad, self.global_step, self._first_bad_step)
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            self._check_finite()
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._check_finite()  # before validation, so no checkpoint is written from bad weights
+
+    def _check_finite(self) -> None:
+        step = int(self._first_bad_step)
+        if step >= 0:
+            raise NonFiniteLossError(
+                f"the training loss became NaN or infinite at step {step} (epoch "
+                f"{self.current_epoch}); the run stopped and its last good checkpoint is kept. "
+                "Lower optimizer.lr, or add gradient clipping: trainer.gradient_clip_val=1.0"
+            )
+
     def on_train_epoch_end(self) -> None:
+        self._check_finite()
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         seen = max(self._seen, 1)
         self.log("train/loss_epoch", self._loss_sum / seen, prog_bar=True, sync_dist=True)

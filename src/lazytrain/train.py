@@ -7,6 +7,7 @@ checkpoint touches the run directory.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from lazytrain.checkpoints import CheckpointMismatchError, NonFiniteLossError
 from lazytrain.data import DataError
 from lazytrain.datamodule import FashionMNISTDataModule
 from lazytrain.module import LazyClassifier
@@ -25,8 +28,23 @@ from lazytrain.shapes import ShapeMismatchError
 from lazytrain.tracking import flatten, log_hparams, tensorboard_writer
 
 log = logging.getLogger(__name__)
+
+
 # Mistakes in a config or on disk: reported as one readable line, not as a traceback.
-USER_ERRORS = (ShapeMismatchError, DataError, InstantiationException)
+class ResumeError(ValueError):
+    """``resume=<dir>`` names no resumable run, or a run with another configuration."""
+
+
+USER_ERRORS = (
+    ShapeMismatchError,
+    DataError,
+    InstantiationException,
+    ResumeError,
+    CheckpointMismatchError,
+    NonFiniteLossError,
+)
+# What must match between a run and the command that resumes it.
+RESUME_KEYS = ("model", "init", "data", "seed", "sample_size")
 
 
 def route_lightning_logs() -> None:
@@ -63,11 +81,46 @@ def hparams(cfg: DictConfig, model: LazyClassifier) -> dict[str, Any]:
     return params
 
 
+def resume_checkpoint(cfg: DictConfig) -> str | None:
+    """``checkpoints/last.ckpt`` of the run ``cfg.resume`` names, after checking that this
+    command describes the same experiment (else the weights would not fit, or would silently
+    continue under another config)."""
+    if not cfg.get("resume"):
+        return cfg.get("ckpt_path")
+    run_dir = Path(cfg.resume)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise ResumeError(f"nothing to resume in {run_dir}: {last} does not exist")
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    differ = [k for k in RESUME_KEYS if OmegaConf.select(saved, k) != OmegaConf.select(cfg, k)]
+    if differ:
+        overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+        raise ResumeError(
+            f"this command's settings for {', '.join(differ)} differ from the run in {run_dir}; resume it with "
+            f"its own overrides: {' '.join(overrides) or '(none)'} resume={run_dir}"
+        )
+    log.info("resuming %s from %s", run_dir, last)
+    return str(last)
+
+
+def fit(trainer: L.Trainer, model: LazyClassifier, datamodule, ckpt_path: str | None) -> None:
+    """``trainer.fit``, with a readable error for a checkpoint of another architecture."""
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except RuntimeError as err:
+        if "size mismatch" in str(err) or "Missing key" in str(err) or "Unexpected key" in str(err):
+            raise CheckpointMismatchError(
+                f"{ckpt_path} does not fit the configured model: {err}"
+            ) from err
+        raise
+
+
 def run(cfg: DictConfig) -> float:
     """Train and test one configuration; return ``cfg.optimized_metric`` for sweepers."""
     if HydraConfig.initialized():
         route_lightning_logs()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    ckpt_path = resume_checkpoint(cfg)
     datamodule: FashionMNISTDataModule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
     if model.shape_report is not None:
@@ -81,12 +134,12 @@ def run(cfg: DictConfig) -> float:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit(trainer, model, datamodule, ckpt_path)
 
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None else ""
-    tested = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    tested = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     final.update({k: float(v) for k, v in tested[0].items()} if tested else {})
     writer = tensorboard_writer(trainer)
     if writer is not None:
@@ -104,6 +157,8 @@ def main(cfg: DictConfig) -> float:
     with status 1; in a multirun it is re-raised so Hydra records the job as failed and goes on."""
     try:
         return run(cfg)
+    except SIGTERMException:  # a SystemExit with status 0: a scheduler must see the job stopped
+        sys.exit(128 + signal.SIGTERM)
     except USER_ERRORS as err:
         log.error("%s: %s", type(err).__name__, err)
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
