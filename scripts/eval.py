@@ -1,0 +1,38 @@
+"""Evaluate a checkpoint on the official Fashion-MNIST test set: test loss and accuracy, per-class
+accuracy and the confusion matrix — printed, saved as a PNG and added to the run's TensorBoard.
+Writes nothing but <run>/eval/ and one event file in the run directory.
+
+    python scripts/eval.py ckpt_path=outputs/runs/<run>/checkpoints/last.ckpt
+    python scripts/eval.py ckpt_path=... data.root=/elsewhere trainer.accelerator=cpu
+"""
+
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+CONF = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def main(overrides: list[str]) -> None:
+    with initialize_config_dir(CONF, version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "output_dir=."])
+    if not cfg.ckpt_path or not Path(cfg.ckpt_path).is_file():
+        sys.exit(
+            f"error: give an existing checkpoint: ckpt_path=<run>/checkpoints/last.ckpt (got {cfg.ckpt_path})"
+        )
+    from hydra.utils import instantiate
+
+    from lazytrain.evaluate import evaluate, log_to_tensorboard, plot_confusion
+
+    ckpt = Path(cfg.ckpt_path)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    evaluation = evaluate(ckpt, instantiate(cfg.data), accelerator=cfg.trainer.accelerator)
+    figure = plot_confusion(evaluation, run_dir / "eval" / f"{ckpt.stem}-confusion_matrix.png")
+    log_to_tensorboard(evaluation, run_dir, figure)
+    print(evaluation.markdown())
+    print(f"\nconfusion matrix: {figure}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,140 @@
+"""Evaluate a checkpoint anywhere: rebuild the lazy model from its own hyperparameters, load the
+weights with ``weights_only=True``, and report test metrics, per-class accuracy and the confusion
+matrix (printed, as a PNG, and in the run's TensorBoard)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from lazytrain.data import CLASSES
+from lazytrain.datamodule import FashionMNISTDataModule
+from lazytrain.module import LazyClassifier
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    confusion: torch.Tensor  # [true class, predicted class] counts
+    step: int
+
+    @property
+    def per_class(self) -> torch.Tensor:
+        return self.confusion.diag() / self.confusion.sum(1).clamp(min=1)
+
+    def markdown(self) -> str:
+        rows = [
+            f"| {name} | {acc:.2%} | {int(n)} |"
+            for name, acc, n in zip(
+                CLASSES, self.per_class.tolist(), self.confusion.sum(1).tolist(), strict=True
+            )
+        ]
+        head = "| | " + " | ".join(str(i) for i in range(len(CLASSES))) + " |"
+        matrix = [head, "|---" * (len(CLASSES) + 1) + "|"]
+        matrix += [
+            f"| **{i}** | " + " | ".join(str(int(v)) for v in row) + " |"
+            for i, row in enumerate(self.confusion)
+        ]
+        return "\n".join(
+            [
+                f"test loss {self.loss:.4f}, test accuracy {self.accuracy:.2%} (step {self.step})",
+                "",
+                "| class | accuracy | examples |",
+                "|---|---|---|",
+                *rows,
+                "",
+                "Confusion matrix (rows: true class, columns: predicted; classes in the order above, from 0):",
+                "",
+                *matrix,
+            ]
+        )
+
+
+def load(ckpt_path: str | Path, device: torch.device | str = "cpu") -> tuple[LazyClassifier, int]:
+    """The model a checkpoint holds, and its global step; no pickled objects are executed."""
+    model = LazyClassifier.load_from_checkpoint(ckpt_path, map_location=device, weights_only=True)
+    step = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("global_step", 0)
+    return model.eval(), int(step)
+
+
+def evaluate(
+    ckpt_path: str | Path, datamodule: FashionMNISTDataModule, accelerator: str = "auto"
+) -> Evaluation:
+    """Test metrics through Lightning (the same code path as training's final test) and the
+    confusion matrix from one pass over the test set."""
+    model, step = load(ckpt_path)
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    n = len(CLASSES)
+    confusion = torch.zeros(n, n, dtype=torch.long)
+    with torch.no_grad():
+        for x, y in datamodule.test_dataloader():
+            logits = model(x.to(model.device))
+            pairs = y.cpu() * n + logits.argmax(1).cpu()
+            confusion += torch.bincount(pairs, minlength=n * n).view(n, n)
+    accuracy = confusion.diag().sum().item() / confusion.sum().item()
+    if abs(accuracy - metrics["test/acc"]) > 1e-6:  # two views of one model must agree
+        raise RuntimeError(
+            f"confusion-matrix accuracy {accuracy} != Lightning's test/acc {metrics['test/acc']}"
+        )
+    return Evaluation(
+        loss=metrics["test/loss"], accuracy=metrics["test/acc"], confusion=confusion, step=step
+    )
+
+
+def plot_confusion(evaluation: Evaluation, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(evaluation.confusion, cmap="Blues")
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"test accuracy {evaluation.accuracy:.2%}")
+    top = evaluation.confusion.max().item()
+    for (i, j), v in zip(
+        torch.cartesian_prod(torch.arange(10), torch.arange(10)).tolist(),
+        evaluation.confusion.flatten().tolist(),
+        strict=True,
+    ):
+        ax.text(
+            j,
+            i,
+            str(v),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if v > top / 2 else "black",
+        )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def log_to_tensorboard(evaluation: Evaluation, log_dir: Path, figure_path: Path) -> None:
+    """Append to the run's TensorBoard: the confusion matrix as an image, the tables as text."""
+    import numpy as np
+    from PIL import Image
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(log_dir)) as writer:
+        image = np.asarray(Image.open(figure_path).convert("RGB"))
+        writer.add_image("eval/confusion_matrix", image, evaluation.step, dataformats="HWC")
+        writer.add_text("eval/report", evaluation.markdown(), evaluation.step)
+        writer.add_scalar("eval/test_acc", evaluation.accuracy, evaluation.step)

@@ -1,0 +1,63 @@
+"""scripts/eval.py: a checkpoint evaluates to the numbers training reported, anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_script
+from .tensorboard_events import read_events
+from .test_cli import FEW_BATCHES
+
+
+@pytest.fixture(scope="module")
+def trained_run(real_data_root, tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("eval")
+    run_dir = cwd / "run"
+    proc = run_script(
+        "train.py",
+        f"data.root={real_data_root}",
+        f"hydra.run.dir={run_dir}",
+        *FEW_BATCHES,
+        "trainer.limit_test_batches=1.0",
+        cwd=cwd,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
+def test_eval_reproduces_the_final_test_and_reports_per_class(
+    trained_run, real_data_root, tmp_path
+):
+    best = next((trained_run / "checkpoints").glob("best-*.ckpt"))
+    proc = run_script("eval.py", f"ckpt_path={best}", f"data.root={real_data_root}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained_acc = read_events(trained_run).scalars["test/acc"][-1][1]
+    assert f"test accuracy {trained_acc:.2%}" in proc.stdout
+    assert "| Trouser |" in proc.stdout and "| **9** |" in proc.stdout
+    png = trained_run / "eval" / f"{best.stem}-confusion_matrix.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = read_events(trained_run)
+    assert abs(events.scalars["eval/test_acc"][-1][1] - trained_acc) < 1e-6
+    assert "eval/report" in events.texts
+
+
+def test_eval_needs_a_checkpoint(tmp_path):
+    proc = run_script("eval.py", f"ckpt_path={tmp_path / 'missing.ckpt'}", cwd=tmp_path)
+    assert proc.returncode == 1 and "give an existing checkpoint" in proc.stderr
+
+
+def test_checkpoint_of_another_architecture_names_parameter_and_shapes(
+    trained_run, real_data_root, tmp_path
+):
+    proc = run_script(
+        "train.py", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "model.hidden=[128]",
+        f"data.root={real_data_root}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "CheckpointMismatchError" in proc.stdout
+    assert (
+        "size mismatch for net.1.weight: copying a param with shape torch.Size([256, 784]) from checkpoint, the shape in current model is torch.Size([128, 784])"
+        in proc.stdout
+    )
