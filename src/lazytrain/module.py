@@ -9,6 +9,7 @@ rebuilt from them, so checkpoints load with ``weights_only=True``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +65,16 @@ class LazyClassifier(L.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def digest(self) -> str:
+        """sha256 of the weights: equal digests, bit-identical models (across runs and ranks)."""
+        h = hashlib.sha256()
+        for name, tensor in self.net.state_dict().items():
+            h.update(name.encode())
+            h.update(
+                tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            )
+        return h.hexdigest()[:16]
 
     @property
     def lr(self) -> float:

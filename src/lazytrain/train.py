@@ -7,18 +7,22 @@ checkpoint touches the run directory.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from lazytrain.checkpoints import CheckpointMismatchError, NonFiniteLossError
 from lazytrain.data import DataError
@@ -54,6 +58,18 @@ def route_lightning_logs() -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+
+
+def point_ddp_children_at_this_run() -> None:
+    """Lightning's ``ddp`` launcher starts ranks >= 1 by re-running this script with
+    ``sys.argv[1:]`` and ``hydra.run.dir=<HydraConfig run.dir>``. In a multirun that would start
+    a whole sweep per rank, in a directory of its own (Lightning#18145, hydra#2070). Give the
+    children this job's own overrides and its actual output directory instead, so every rank
+    trains the same configuration and only rank 0 writes the run's outputs."""
+    hydra_cfg = HydraConfig.get()
+    with read_write(hydra_cfg.run):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
 
 
 def build_model(cfg: DictConfig, datamodule: FashionMNISTDataModule) -> LazyClassifier:
@@ -115,14 +131,36 @@ def fit(trainer: L.Trainer, model: LazyClassifier, datamodule, ckpt_path: str | 
         raise
 
 
+@contextmanager
+def job_scope() -> Iterator[None]:
+    """Leave the process as the job found it: Lightning's DDP launcher sets ``LOCAL_RANK``,
+    ``MASTER_PORT``, ``WORLD_SIZE``... in ``os.environ`` and leaves a process group behind, which
+    would make the next job of a multirun believe it is an externally launched rank."""
+    environ = dict(os.environ)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environ)
+
+
 def run(cfg: DictConfig) -> float:
     """Train and test one configuration; return ``cfg.optimized_metric`` for sweepers."""
+    with job_scope():
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> float:
     if HydraConfig.initialized():
         route_lightning_logs()
+        point_ddp_children_at_this_run()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     ckpt_path = resume_checkpoint(cfg)
     datamodule: FashionMNISTDataModule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
+    log.info("initial weights sha256:%s (rank %s)", model.digest(), os.environ.get("LOCAL_RANK", 0))
     if model.shape_report is not None:
         log.info(
             "dry run on %s:\n%s",
