@@ -213,20 +213,18 @@ class DeviceBatches:
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, epoch
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        self.augment = augment
 
-    def _indices(self) -> torch.Tensor:
+    def _indices(self, generator: torch.Generator) -> torch.Tensor:
         n = len(self.y)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch())
-            idx = torch.randperm(n, generator=g)
-        else:
-            idx = torch.arange(n)
+        idx = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         usable = n - n % self.world_size
         return idx[self.rank : usable : self.world_size].to(self.y.device)
 
@@ -237,8 +235,13 @@ class DeviceBatches:
         return -(-per_rank // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        idx = self._indices()
+        # One generator per epoch for the order and the augmentation: a resumed run replays both.
+        generator = torch.Generator().manual_seed(self.seed + self.epoch())
+        idx = self._indices(generator)
         for b in range(len(self)):
             i = idx[b * self.batch_size : (b + 1) * self.batch_size]
             # index_select: 2.5x faster than x[i] for a 256-row gather on the CPU
-            yield normalize(self.x.index_select(0, i)), self.y.index_select(0, i)
+            x = normalize(self.x.index_select(0, i))
+            if self.augment is not None:
+                x = self.augment(x, generator)
+            yield x, self.y.index_select(0, i)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 
+from lazytrain.augment import Augment
 from lazytrain.data import CLASSES, SYSTEM_DIR, DeviceBatches, FashionMNIST, split
 
 
@@ -30,11 +31,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
         shuffle_seed: int = 0,
         search_dirs: Sequence[str] = (SYSTEM_DIR,),
         download: bool = True,
+        augment: Augment | None = None,
     ) -> None:
         super().__init__()
         self.root, self.search_dirs, self.download = root, list(search_dirs), download
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.shuffle_seed = val_size, split_seed, shuffle_seed
+        self.augment = augment  # training batches only
         self._cpu: FashionMNIST | None = None
         self._on: dict[str, torch.Tensor] = {}
 
@@ -74,6 +77,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             epoch=lambda: trainer.current_epoch if trainer else 0,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
+            augment=self.augment if train else None,
         )
 
     def train_dataloader(self) -> DeviceBatches:

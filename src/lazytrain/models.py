@@ -99,3 +99,58 @@ def lazy_convnet(
         layers.append(nn.Dropout(dropout))
     layers.append(nn.LazyLinear(_sizes([num_classes], "num_classes")[0]))
     return nn.Sequential(*layers)
+
+
+class LazyResidualBlock(nn.Module):
+    """Two 3×3 conv–BN layers plus a shortcut, every layer lazy. Whether the shortcut must
+    project is unknown before the dry run (input channels are not declared), so the first block
+    of each stage always projects with a lazy 1×1 conv; later blocks add their input as is."""
+
+    def __init__(self, channels: int, stride: int = 1, project: bool = False) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.LazyConv2d(channels, 3, stride=stride, padding=1, bias=False),
+            nn.LazyBatchNorm2d(),
+            nn.ReLU(),
+            nn.LazyConv2d(channels, 3, padding=1, bias=False),
+            nn.LazyBatchNorm2d(),
+        )
+        self.shortcut = (
+            nn.Sequential(
+                nn.LazyConv2d(channels, 1, stride=stride, bias=False), nn.LazyBatchNorm2d()
+            )
+            if project or stride != 1
+            else nn.Identity()
+        )
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+def lazy_resnet(
+    stages: Sequence[int] = (64, 128, 256),
+    blocks_per_stage: int = 2,
+    num_classes: int = 10,
+) -> nn.Sequential:
+    """ResNet for small images: a 3×3 stem, stages of residual blocks (stride 2 from the second
+    stage on), global average pooling and a lazy linear head."""
+    sizes = _sizes(stages, "stages")
+    blocks = _sizes([blocks_per_stage], "blocks_per_stage")[0]
+    layers: list[nn.Module] = [
+        nn.LazyConv2d(sizes[0], 3, padding=1, bias=False),
+        nn.LazyBatchNorm2d(),
+        nn.ReLU(),
+    ]
+    for i, width in enumerate(sizes):
+        for b in range(blocks):
+            first = b == 0
+            layers.append(
+                LazyResidualBlock(width, stride=2 if first and i > 0 else 1, project=first)
+            )
+    layers += [
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.LazyLinear(_sizes([num_classes], "num_classes")[0]),
+    ]
+    return nn.Sequential(*layers)

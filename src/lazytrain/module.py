@@ -33,6 +33,8 @@ class LazyClassifier(L.LightningModule):
         model: dict[str, Any],
         init: dict[str, Any],
         optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
         num_classes: int = 10,
         input_shape: Sequence[int] = (1, 28, 28),
         seed: int = 0,
@@ -104,7 +106,7 @@ class LazyClassifier(L.LightningModule):
     ) -> torch.Tensor:
         x, y = batch
         logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         with torch.no_grad():
             self._loss_sum += loss * len(y)
             self._correct += (logits.argmax(1) == y).sum()
@@ -151,7 +153,7 @@ class LazyClassifier(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_acc)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         lazy = uninitialized(self)
         if lazy:  # an optimizer over lazy parameters trains, but the configured init never ran
             raise RuntimeError(
@@ -165,4 +167,9 @@ class LazyClassifier(L.LightningModule):
             {"params": [p for p in params if p.ndim >= 2], "weight_decay": decay},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
         ]
-        return instantiate(options)([g for g in groups if g["params"]])
+        optimizer = instantiate(options)([g for g in groups if g["params"]])
+        if not self.hparams.scheduler:
+            return optimizer
+        total = self.trainer.estimated_stepping_batches
+        schedule = instantiate(self.hparams.scheduler)(optimizer, total_steps=int(total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

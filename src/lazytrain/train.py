@@ -79,6 +79,8 @@ def build_model(cfg: DictConfig, datamodule: FashionMNISTDataModule) -> LazyClas
         model=plain["model"],
         init=plain["init"],
         optimizer=plain["optimizer"],
+        scheduler=plain.get("scheduler"),
+        label_smoothing=cfg.get("label_smoothing", 0.0),
         num_classes=datamodule.num_classes,
         input_shape=datamodule.input_shape,
         seed=cfg.seed,
