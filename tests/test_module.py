@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 
 import lightning as L
 import pytest
@@ -16,14 +15,6 @@ from torch import nn
 
 from lazytrain.module import LazyClassifier
 from lazytrain.train import build_model
-
-
-def digest(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def setup(cfg):
@@ -61,16 +52,16 @@ def test_sgd_from_config(cfg_factory):
 
 def test_trap5_validate_and_test_never_reinitialize(cfg_factory, tmp_path):
     model, datamodule = setup(cfg_factory())
-    initial = digest(model)
+    initial = model.digest()
     t = trainer(tmp_path)
     t.fit(model, datamodule=datamodule)
-    trained = digest(model)
+    trained = model.digest()
     assert trained != initial
     t.validate(model, datamodule=datamodule)
     t.test(model, datamodule=datamodule)
-    assert digest(model) == trained
+    assert model.digest() == trained
     model.apply_init(datamodule.sample(8), lambda layer, g: nn.init.zeros_(layer.weight))
-    assert digest(model) == trained
+    assert model.digest() == trained
 
 
 def test_trap6_deepcopy_and_weight_averaging(cfg_factory, tmp_path):
@@ -80,7 +71,7 @@ def test_trap6_deepcopy_and_weight_averaging(cfg_factory, tmp_path):
         cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
     )
     clone = copy.deepcopy(model)
-    assert digest(clone) == digest(model)
+    assert clone.digest() == model.digest()
     swa = StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)
     trainer(tmp_path, max_epochs=2, callbacks=[swa]).fit(model, datamodule=datamodule)
     assert swa._average_model is not None
@@ -121,15 +112,15 @@ def test_trap10_loaded_model_is_concrete_and_predicts_identically(trained):
     x = datamodule.sample(16)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
-    assert digest(loaded) == digest(model)
+    assert loaded.digest() == model.digest()
 
 
 def test_trap5_validate_after_loading_keeps_the_loaded_weights(trained, tmp_path):
     _, datamodule, path = trained
     loaded = LazyClassifier.load_from_checkpoint(path, weights_only=True)
-    before = digest(loaded)
+    before = loaded.digest()
     trainer(tmp_path).validate(loaded, datamodule=datamodule)
-    assert digest(loaded) == before
+    assert loaded.digest() == before
 
 
 def test_checkpoint_from_another_architecture_names_the_parameter(trained, cfg_factory):
@@ -155,3 +146,15 @@ def test_trap11_summary_counts_the_real_parameters(cfg_factory):
     real = sum(p.numel() for p in model.parameters())
     assert real == 61706
     assert ModelSummary(model).total_parameters == real
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "64-true", "bf16-mixed"])
+def test_trap16_precisions_and_gradient_clipping_train(cfg_factory, tmp_path, precision):
+    model, datamodule = setup(
+        cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
+    )
+    initial = model.digest()
+    t = trainer(tmp_path, precision=precision, gradient_clip_val=0.5, log_every_n_steps=1)
+    t.fit(model, datamodule=datamodule)
+    assert model.digest() != initial
+    assert torch.isfinite(t.callback_metrics["train/loss_epoch"])
