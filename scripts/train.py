@@ -7,11 +7,26 @@ python scripts/train.py -m experiment=grid                     # the same grid, 
 tensorboard --logdir outputs --host 127.0.0.1
 """
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-# conf/hydra/default.yaml: resume=<dir> runs in <dir> and writes its .hydra/ under a new name
-OmegaConf.register_new_resolver("lazytrain.if", lambda cond, then, otherwise: then if cond else otherwise)
+
+def _if(cond: object, then: object, otherwise: object) -> object:
+    """conf/hydra/default.yaml: resume=<dir> runs in <dir>, writing its .hydra/ under a new name."""
+    return then if cond else otherwise
+
+
+def _sqlite(path: str) -> str:
+    """conf/hparams_search/optuna.yaml: the study's database in the sweep directory, which Hydra
+    creates only after the sweeper has opened the study."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+OmegaConf.register_new_resolver("lazytrain.if", _if)
+OmegaConf.register_new_resolver("lazytrain.sqlite", _sqlite)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -180,3 +180,25 @@ def test_unwritable_data_root_is_refused(tmp_path, synthetic_dir):
         FashionMNIST.load(blocker / "data", [str(synthetic_dir)], download=False)
     assert blocker.read_text() == "keep me"
     assert os.path.isfile(blocker)
+
+
+def test_a_new_run_never_mixes_into_an_existing_one(tmp_path, synthetic_dir):
+    data = synthetic(tmp_path, synthetic_dir)
+    run = tmp_path / "run"
+    train(
+        tmp_path,
+        *data,
+        f"hydra.run.dir={run}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+    )
+    kept = {p: p.read_bytes() for p in [*run.glob("events.*"), *run.glob("checkpoints/*")]}
+    proc = run_script(
+        "train.py", *data, f"hydra.run.dir={run}", "trainer.max_epochs=1", cwd=tmp_path
+    )
+    assert proc.returncode == 1
+    assert (
+        f"RunExistsError: {run} already holds a run" in proc.stdout
+        and f"resume={run}" in proc.stdout
+    )
+    assert {p: p.read_bytes() for p in [*run.glob("events.*"), *run.glob("checkpoints/*")]} == kept

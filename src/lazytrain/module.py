@@ -131,12 +131,19 @@ class LazyClassifier(L.LightningModule):
                 "Lower optimizer.lr, or add gradient clipping: trainer.gradient_clip_val=1.0"
             )
 
+    def train_epoch_metrics(self) -> dict[str, torch.Tensor | float]:
+        """This epoch's training loss and accuracy so far (this rank), and the learning rate."""
+        seen = max(self._seen, 1)
+        return {
+            "train/loss_epoch": self._loss_sum / seen,
+            "train/acc": self._correct.float() / seen,
+            "train/lr": self.optimizers().param_groups[0]["lr"],
+        }
+
     def on_train_epoch_end(self) -> None:
         self._check_finite()
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
-        seen = max(self._seen, 1)
-        self.log("train/loss_epoch", self._loss_sum / seen, prog_bar=True, sync_dist=True)
-        self.log("train/acc", self._correct.float() / seen, sync_dist=True)
+        for name, value in self.train_epoch_metrics().items():
+            self.log(name, value, prog_bar=name == "train/loss_epoch", sync_dist=name != "train/lr")
 
     def _evaluate(
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, acc: MulticlassAccuracy

@@ -1,5 +1,5 @@
-"""What goes to TensorBoard beyond Lightning's scalars: the shape table, weight histograms and the
-hparams table with final metrics.
+"""What goes to TensorBoard beyond Lightning's scalars: the shape table, weight histograms and
+statistics, the model graph, a custom-scalars layout and the hparams table with final metrics.
 
 Everything is written into the run's own event file (not ``SummaryWriter.add_hparams``, which
 opens a sub-run per call), so one run is one row in TensorBoard, named after the run directory.
@@ -10,16 +10,25 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 SHAPES_TAG = "parameter_shapes"
+# CUSTOM SCALARS tab: train and val of one metric in one chart (tags are regexes).
+LAYOUT = {
+    "train vs val": {
+        "loss": ["Multiline", ["^train/loss_epoch$", "^val/loss$"]],
+        "accuracy": ["Multiline", ["^train/acc$", "^val/acc$"]],
+    }
+}
 log = logging.getLogger(__name__)
 _IMPORTED = time.time()
 
@@ -70,10 +79,48 @@ def log_histograms(writer: SummaryWriter, module: L.LightningModule, step: int) 
         writer.add_histogram(f"parameters/{name}", param.detach(), step)
 
 
+def log_weight_stats(writer: SummaryWriter, module: L.LightningModule, step: int) -> None:
+    """``weights/<name>/{mean,std,max_abs}`` of every weight matrix or kernel: at step 0 they show
+    what the init produced (a std off by 10x is visible at a glance), later how training moved it."""
+    for name, param in module.net.named_parameters():
+        if param.ndim < 2:
+            continue
+        weight = param.detach().float()
+        std, mean = torch.std_mean(weight)
+        writer.add_scalar(f"weights/{name}/mean", mean.item(), step)
+        writer.add_scalar(f"weights/{name}/std", std.item(), step)
+        writer.add_scalar(f"weights/{name}/max_abs", weight.abs().max().item(), step)
+
+
+def log_graph(writer: SummaryWriter, module: L.LightningModule) -> None:
+    """The materialized net in the GRAPHS tab, traced on zeros of the dry run's input shape.
+
+    Tracing is a view, not part of training: a net that does not trace costs a warning, not the
+    run. The net's train/eval mode is left as it was.
+    """
+    report = getattr(module, "shape_report", None)
+    if report is None:
+        return
+    net = module.net
+    training = net.training
+    try:
+        net.eval()
+        sample = torch.zeros(report.input_shape, device=module.device, dtype=module.dtype)
+        with warnings.catch_warnings():  # add_graph still traces with the deprecated jit.trace
+            warnings.filterwarnings(
+                "ignore", message=r".*torch\.jit\.trace", category=FutureWarning
+            )
+            writer.add_graph(net, sample)
+    except Exception as err:  # whatever tracing hits, the run goes on
+        log.warning("model graph not written to TensorBoard: %s: %s", type(err).__name__, err)
+    finally:
+        net.train(training)
+
+
 class TensorBoardTracking(L.Callback):
-    """Shape table once, weight histograms right after init (step 0) and after every epoch,
-    wall time per epoch, and one log line per epoch (``train.log`` reads like a progress report
-    even with the progress bar off)."""
+    """Shape table, model graph and custom-scalars layout once, weight histograms and statistics
+    right after init (step 0) and after every epoch, wall time per epoch, and one log line per
+    epoch (``train.log`` reads like a progress report even with the progress bar off)."""
 
     def __init__(self, histograms: bool = True) -> None:
         self.histograms = histograms
@@ -87,28 +134,37 @@ class TensorBoardTracking(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = tensorboard_writer(trainer)
         report = getattr(pl_module, "shape_report", None)
-        if writer is not None and report is not None and trainer.global_step == 0:
+        if writer is None:
+            return
+        if report is not None and trainer.global_step == 0:
             writer.add_text(SHAPES_TAG, report.markdown(), 0)
+        writer.add_custom_scalars(LAYOUT)
+        log_graph(writer, pl_module)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Runs after the sanity check and before the first optimizer step: the weights are
         # exactly those apply_init produced. A resumed run (global_step > 0) has no step 0.
         writer = tensorboard_writer(trainer)
-        if writer is not None and self.histograms and trainer.global_step == 0:
-            log_histograms(writer, pl_module, 0)
+        if writer is not None and trainer.global_step == 0:
+            log_weight_stats(writer, pl_module, 0)
+            if self.histograms:
+                log_histograms(writer, pl_module, 0)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self._epoch_start
         writer = tensorboard_writer(trainer)
         if writer is not None:
             writer.add_scalar("time/epoch_seconds", seconds, trainer.global_step)
+            log_weight_stats(writer, pl_module, trainer.global_step)
             if self.histograms:
                 log_histograms(writer, pl_module, trainer.global_step)
         if trainer.global_rank == 0:
-            metrics = trainer.callback_metrics
-            shown = ", ".join(
-                f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if "step" not in k
-            )
+            # Callbacks run before the module's on_train_epoch_end, where it logs this epoch's
+            # training metrics: ask the module for them rather than show last epoch's.
+            metrics = {k: v for k, v in trainer.callback_metrics.items() if "step" not in k}
+            if hasattr(pl_module, "train_epoch_metrics"):
+                metrics.update(pl_module.train_epoch_metrics())
+            shown = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()))
             log.info(
                 "epoch %d (step %d, %.1f s): %s",
                 trainer.current_epoch,

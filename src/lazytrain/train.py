@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, read_write
 
@@ -39,11 +40,16 @@ class ResumeError(ValueError):
     """``resume=<dir>`` names no resumable run, or a run with another configuration."""
 
 
+class RunExistsError(ValueError):
+    """The output directory already holds a run that this one would mix into or overwrite."""
+
+
 USER_ERRORS = (
     ShapeMismatchError,
     DataError,
     InstantiationException,
     ResumeError,
+    RunExistsError,
     CheckpointMismatchError,
     NonFiniteLossError,
 )
@@ -171,6 +177,14 @@ def _run(cfg: DictConfig) -> float:
         )
 
     output_dir = Path(cfg.output_dir)
+    exists = any(output_dir.glob("events.out.tfevents.*")) or (output_dir / "checkpoints").exists()
+    if (
+        exists and not cfg.get("resume") and rank_zero_only.rank == 0
+    ):  # ranks >= 1 join rank 0's run
+        raise RunExistsError(
+            f"{output_dir} already holds a run; its events and checkpoints are left as they are. "
+            f"Continue it with resume={output_dir}, or choose another hydra.run.dir / hydra.sweep.dir"
+        )
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

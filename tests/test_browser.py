@@ -1,0 +1,188 @@
+"""TensorBoard as a user sees it: a real ``tensorboard`` server on two short runs, its HTTP data
+API, and its SCALARS, TEXT and HPARAMS tabs in headless Chromium (screenshots in tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_script
+from .test_cli import FEW_BATCHES
+from .test_compare import EXCLUDE_KEYS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+# No sandbox (root in a container), and nothing that reaches outside this machine.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+RUNS = ["model=lazy_cnn", "model=lazy_mlp"]
+# The HPARAMS columns worth a look; TensorBoard ticks the first few config keys by default.
+HPARAMS_SHOWN = ["init", "model", "params", "seed"]
+
+
+@pytest.fixture(scope="module")
+def logdir(real_data_root, tmp_path_factory) -> Path:
+    """Two short real runs (one per model), named as a sweep names them."""
+    cwd = tmp_path_factory.mktemp("browser")
+    runs = cwd / "runs"
+    proc = run_script(
+        "train.py", "-m", "model=lazy_mlp,lazy_cnn", f"data.root={real_data_root}",
+        f"hydra.sweep.dir={runs}", EXCLUDE_KEYS, *FEW_BATCHES, cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return runs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str, body: dict | None = None) -> object:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "X-XSRF-Protected": "1"}
+    with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=10) as r:
+        return json.load(r)
+
+
+@pytest.fixture(scope="module")
+def tensorboard(logdir, tmp_path_factory) -> Iterator[str]:
+    """``tensorboard --logdir`` on a free local port, up once both runs are loaded."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("tensorboard") / "tensorboard.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if sorted(get_json(f"{url}/data/runs")) == RUNS:
+                    break
+            except OSError:
+                pass  # not listening yet
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"runs not loaded in 90 s:\n{log.read_text()}"
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.kill(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_data_api_serves_runs_scalars_and_hparams(tensorboard):
+    assert sorted(get_json(f"{tensorboard}/data/runs")) == RUNS
+    for run in RUNS:
+        query = urllib.parse.urlencode({"run": run, "tag": "val/acc"})
+        points = get_json(f"{tensorboard}/data/plugin/scalars/scalars?{query}")
+        assert [step for _, step, _ in points] == [7, 15]  # [wall time, step, value] per epoch
+        assert all(0.0 < acc <= 1.0 for _, _, acc in points)
+
+    # The request the HPARAMS tab sends (tensorboard/plugins/hparams/api.proto).
+    request = {
+        "experimentName": "",
+        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+        "colParams": [],
+        "startIndex": 0,
+        "sliceSize": 100,
+        "includeMetrics": True,
+    }
+    reply = get_json(f"{tensorboard}/data/plugin/hparams/session_groups", request)
+    groups = {g["name"]: g for g in reply["sessionGroups"]}
+    assert sorted(groups) == RUNS
+    for run, group in groups.items():
+        assert group["hparams"]["model"] == run.split("=")[1]
+        assert (
+            group["hparams"]["params"] == {"model=lazy_cnn": 61706, "model=lazy_mlp": 203530}[run]
+        )
+        metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+        assert set(metrics) == {"val/acc", "val/loss", "test/acc", "test/loss"}
+        assert 0.0 < metrics["test/acc"] <= 1.0
+
+
+def show_hparams_columns(page, columns: list[str]) -> None:
+    """Tick exactly ``columns`` (and the metrics) in the HPARAMS tab's left pane."""
+    boxes = page.locator("paper-checkbox")
+    for i in range(boxes.count()):
+        box = boxes.nth(i)
+        name = box.inner_text().strip()
+        if "/" in name or name in {"Unknown", "Success", "Failure", "Running", ""}:
+            continue  # metrics and status filters stay as they are
+        if (box.get_attribute("aria-checked") == "true") != (name in columns):
+            box.click()
+
+
+def screenshot_hparams(page, url: str, path: Path, runs: list[str]) -> None:
+    """The HPARAMS table view with the columns of HPARAMS_SHOWN, once every run is in it."""
+    page.goto(f"{url}/#hparams")
+    for run in runs:
+        page.get_by_text(run, exact=True).first.wait_for(timeout=30_000)
+    show_hparams_columns(page, HPARAMS_SHOWN)
+    page.wait_for_timeout(500)
+    page.screenshot(path=path)
+
+
+@pytest.fixture
+def page():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 800})
+        finally:
+            browser.close()
+
+
+def test_tabs_in_a_browser(tensorboard, page, tmp_path):
+    screenshot_hparams(page, tensorboard, tmp_path / "hparams.png", RUNS)
+    table = page.locator("#sessionGroupsTable")
+    # the grid's cells are not in DOM order: read the headers left to right as shown
+    shown = table.locator(".table-header").evaluate_all(
+        "cells => cells.map(c => [c.getBoundingClientRect().x, c.innerText.trim()])"
+    )
+    headers = [text for _, text in sorted(shown)]
+    assert headers == [
+        "Trial ID", "Show Metrics", "init", "model", "params", "seed",
+        "test/acc", "test/loss", "val/acc", "val/loss",
+    ]  # fmt: skip
+    cells = {t.strip() for t in table.locator(".table-cell").all_inner_texts()}
+    assert {*RUNS, "lazy_cnn", "lazy_mlp", "xavier", "61706"} <= cells
+
+    page.goto(f"{tensorboard}/#text")
+    page.get_by_text("parameter_shapes").first.wait_for(timeout=30_000)
+    page.get_by_text("uninitialized").first.wait_for(timeout=30_000)
+    page.screenshot(path=tmp_path / "text.png")
+
+    page.goto(f"{tensorboard}/#scalars")
+    page.locator("tf-scalar-dashboard tf-tag-filterer input").fill("^val/acc$")
+    page.get_by_text("tag: val/acc").first.wait_for(timeout=30_000)
+    page.screenshot(path=tmp_path / "scalars.png")
+
+    for name in ("hparams", "text", "scalars"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

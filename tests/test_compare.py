@@ -1,0 +1,302 @@
+"""scripts/compare.py: runs read back from their events, grouped over seeds, ranked; a real sweep
+(and a crashed job) end to end; the sweep presets (grid_seeds, parallel, optuna)."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from matplotlib.image import imread
+from torch.utils.tensorboard import SummaryWriter
+
+from lazytrain.compare import FAILED, FINISHED, INCOMPLETE, compare, find_runs, group_runs
+from lazytrain.tracking import log_hparams
+
+from .conftest import CONF, run_script
+from .tensorboard_events import read_events
+from .test_cli import FEW_BATCHES
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Keep the per-run directory names to the swept keys (as test_cli's multirun test does).
+EXCLUDE_KEYS = (
+    "hydra.job.config.override_dirname.exclude_keys=[experiment,data.root,trainer.max_epochs,"
+    "trainer.limit_train_batches,trainer.limit_val_batches,trainer.limit_test_batches,"
+    "trainer.log_every_n_steps]"
+)
+JOBLIB_MISSING = "hydra-joblib-launcher missing: pip install -e '.[sweep]'"
+OPTUNA_MISSING = "hydra-optuna-sweeper missing: pip install -e '.[optuna]'"
+SHAPE_ERROR = "ShapeMismatchError: layer 3 (Linear) got input of shape [32, 256]"
+
+
+def fake_run(
+    root: Path,
+    overrides: list[str] | None,
+    val: list[float],
+    test: float | None = None,
+    params: int = 1000,
+    name: str | None = None,
+) -> None:
+    """A run directory as train.py leaves it: overrides, val/acc per epoch, test/acc at the end."""
+    run_dir = root / (name or ",".join(sorted(overrides or [])))
+    if overrides is not None:
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    with SummaryWriter(run_dir) as writer:
+        for epoch, acc in enumerate(val, 1):
+            writer.add_scalar("val/acc", acc, 10 * epoch)
+            writer.add_scalar("time/epoch_seconds", 1.5, 10 * epoch)
+        if test is not None:
+            writer.add_scalar("test/acc", test, 10 * len(val))
+            log_hparams(writer, {"params": params}, {"test/acc": test})
+
+
+def failed_run(root: Path, name: str, overrides: list[str], *errors: str) -> None:
+    """What Hydra leaves of a job that died before training: .hydra/ and train.log, no events."""
+    run_dir = root / name
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    lines = ["[2024-05-01 12:00:00,000][lazytrain.train][INFO] - dry run on [32, 1, 28, 28]"]
+    lines += [f"[2024-05-01 12:00:01,000][lazytrain.train][ERROR] - {e}" for e in errors]
+    (run_dir / "train.log").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    """model a over 3 seeds, model b over 2 finished seeds and one still running, a crashed c."""
+    common = ["trainer.max_epochs=3"]
+    for seed, test in enumerate([0.80, 0.82, 0.84]):
+        fake_run(tmp_path, ["model=a", f"seed={seed}", *common], [0.7, 0.8, test + 0.01], test)
+    for seed, test in enumerate([0.85, 0.87]):
+        fake_run(tmp_path, ["model=b", f"seed={seed}", *common], [0.6, test - 0.01], test, 2000)
+    fake_run(tmp_path, ["model=b", "seed=2", *common], [0.5])
+    name = "model=c,seed=0,trainer.max_epochs=3"
+    failed_run(tmp_path, name, ["model=c", "seed=0", *common], "DataError: first", SHAPE_ERROR)
+    return tmp_path
+
+
+def test_runs_are_read_with_their_status(sweep):
+    runs = {r.name: r for r in find_runs(sweep)}
+    assert len(runs) == 7
+    a0 = runs["model=a,seed=0,trainer.max_epochs=3"]
+    assert (a0.status, a0.epochs, a0.params) == (FINISHED, 3, 1000)
+    assert a0.best_val_acc == pytest.approx(0.81) and a0.test_acc == pytest.approx(0.80)
+    assert a0.wall_seconds == pytest.approx(4.5)  # the sum of time/epoch_seconds
+    running = runs["model=b,seed=2,trainer.max_epochs=3"]
+    assert (running.status, running.epochs, running.test_acc) == (INCOMPLETE, 1, None)
+    crashed = runs["model=c,seed=0,trainer.max_epochs=3"]
+    assert crashed.status == FAILED and crashed.note == SHAPE_ERROR  # the last ERROR line
+
+
+def test_groups_over_seeds_rank_by_mean_test_acc(sweep):
+    groups, common = group_runs(find_runs(sweep))
+    assert common == ["trainer.max_epochs=3"]
+    assert [g.label for g in groups] == ["model=b", "model=a", "model=c"]
+    b, a, c = groups
+    assert (b.n, len(b.runs), a.n, c.n) == (2, 3, 3, 0)  # the running seed is not in b's mean
+    assert a.test_acc == pytest.approx((0.82, 0.02))
+    assert b.test_acc == pytest.approx((0.86, statistics.stdev([0.85, 0.87])))
+    assert a.val_acc == pytest.approx((0.83, 0.02))
+    assert c.test_acc == (None, None)
+    assert b.status == "2 finished, 1 running/incomplete" and c.status == "1 failed"
+
+
+def test_a_tie_on_test_acc_goes_to_val_acc_and_one_seed_has_no_std(tmp_path):
+    fake_run(tmp_path, ["model=a"], [0.70], 0.80)
+    fake_run(tmp_path, ["model=b"], [0.75], 0.80)
+    groups, _ = group_runs(find_runs(tmp_path))
+    assert [g.label for g in groups] == ["model=b", "model=a"]
+    assert groups[0].test_acc == pytest.approx((0.80, None))
+
+
+def test_a_run_without_overrides_is_its_own_group(tmp_path):
+    fake_run(tmp_path, None, [0.7], 0.7, name="copied-run")
+    fake_run(tmp_path, ["seed=0"], [0.8], 0.8)
+    fake_run(tmp_path, ["seed=1"], [0.9], 0.9)
+    groups, _ = group_runs(find_runs(tmp_path))
+    assert [(g.label, g.n) for g in groups] == [("(defaults)", 2), ("copied-run", 1)]
+
+
+def test_leaderboard_csv_and_plot(sweep, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    text = compare(sweep, out)
+    assert text.startswith(
+        f"**Leaderboard** of `{sweep}`: 7 runs (5 finished, 1 running/incomplete, 1 failed)\n"
+    )
+    assert "Common overrides: `trainer.max_epochs=3`" in text
+    assert (
+        "| 1 | model=b | 2 | 86.00 ± 1.41 | 85.00 ± 1.41 | 2,000 | 2 | 2 finished, 1 running/incomplete |"
+        in text
+    )
+    assert "| 2 | model=a | 3 | 82.00 ± 2.00 | 83.00 ± 2.00 | 1,000 | 3 | 3 finished |" in text
+    assert "| 3 | model=c | 0 | – | – | – | – | 1 failed |" in text
+    assert (
+        f"| model=c,seed=0,trainer.max_epochs=3 | failed | – | – | – | – | – | {SHAPE_ERROR} |"
+        in text
+    )
+    assert (
+        "| model=b,seed=2,trainer.max_epochs=3 | running/incomplete | – | 50.00 | – | 1 | 1.5 |"
+        in text
+    )
+
+    with (out / "leaderboard.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["rank"], r["group"], r["status"]) for r in rows] == [
+        ("1", "model=b", FINISHED), ("1", "model=b", FINISHED), ("1", "model=b", INCOMPLETE),
+        ("2", "model=a", FINISHED), ("2", "model=a", FINISHED), ("2", "model=a", FINISHED),
+        ("3", "model=c", FAILED),
+    ]  # fmt: skip
+    b0 = rows[0]
+    assert b0["run"] == "model=b,seed=0,trainer.max_epochs=3" and float(
+        b0["test_acc"]
+    ) == pytest.approx(0.85)
+    assert b0["group_n"] == "2" and float(b0["group_test_acc_mean"]) == pytest.approx(0.86)
+    assert rows[2]["test_acc"] == "" and rows[6]["note"] == SHAPE_ERROR
+    assert rows[6]["overrides"] == "model=c seed=0 trainer.max_epochs=3"
+
+    png = out / "compare.png"
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    assert imread(png).shape[:2] == (600, 960)  # 8 x 5 inches at 120 dpi
+    assert not (sweep / "leaderboard.csv").exists()  # --out, not the sweep, got the files
+
+
+def test_cli_prints_the_leaderboard_and_fails_on_an_empty_dir(sweep, tmp_path_factory):
+    proc = run_script("compare.py", str(sweep), cwd=sweep)
+    assert proc.returncode == 0, proc.stderr
+    assert "| 1 | model=b | 2 | 86.00 ± 1.41 |" in proc.stdout
+    assert (sweep / "leaderboard.csv").is_file() and (sweep / "compare.png").is_file()
+    empty = tmp_path_factory.mktemp("empty")
+    proc = run_script("compare.py", str(empty), cwd=empty)
+    assert proc.returncode == 1 and f"error: no runs under {empty}" in proc.stderr
+
+
+def hydra_config(*overrides: str):
+    with initialize_config_dir(CONF, version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True).hydra
+
+
+def test_grid_seeds_preset_sweeps_model_init_and_seed():
+    hydra = hydra_config("experiment=grid_seeds")
+    assert hydra.mode.name == "MULTIRUN"
+    assert dict(hydra.sweeper.params) == {
+        "model": "lazy_mlp,lazy_cnn",
+        "init": "xavier,normal",
+        "seed": "0,1,2",
+    }
+
+
+def test_parallel_preset_uses_the_joblib_launcher():
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason=JOBLIB_MISSING)
+    hydra = hydra_config("experiment=parallel")
+    assert hydra.mode.name == "MULTIRUN"
+    assert hydra.launcher._target_.endswith("JoblibLauncher") and hydra.launcher.n_jobs == 2
+
+
+@pytest.fixture(scope="module")
+def real_sweep(real_data_root, tmp_path_factory) -> Path:
+    """2 models x 2 seeds on real Fashion-MNIST for a few batches, plus a job that crashed."""
+    cwd = tmp_path_factory.mktemp("compare")
+    sweep = cwd / "sweep"
+    proc = run_script(
+        "train.py", "-m", "model=lazy_mlp,lazy_cnn", "seed=0,1", f"data.root={real_data_root}",
+        f"hydra.sweep.dir={sweep}", EXCLUDE_KEYS, *FEW_BATCHES, cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    failed_run(sweep, "model=bad,seed=0", ["model=bad", "seed=0", *FEW_BATCHES], SHAPE_ERROR)
+    return sweep
+
+
+@pytest.mark.slow
+def test_compare_a_real_sweep(real_sweep, tmp_path):
+    proc = run_script("compare.py", str(real_sweep), "--out", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert ": 5 runs (4 finished, 1 failed)" in text
+    assert "`trainer.max_epochs=2`" in text.split("Common overrides:")[1].splitlines()[0]
+    with (tmp_path / "leaderboard.csv").open() as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {
+        "model=lazy_cnn,seed=0", "model=lazy_cnn,seed=1", "model=lazy_mlp,seed=0",
+        "model=lazy_mlp,seed=1", "model=bad,seed=0",
+    }  # fmt: skip
+    for model, params in (("lazy_mlp", "203530"), ("lazy_cnn", "61706")):
+        seeds = [rows[f"model={model},seed={s}"] for s in (0, 1)]
+        tests = [read_events(real_sweep / r["run"]).scalars["test/acc"][-1][1] for r in seeds]
+        for row, test in zip(seeds, tests, strict=True):
+            assert (row["status"], row["params"], row["epochs"]) == (FINISHED, params, "2")
+            assert float(row["test_acc"]) == pytest.approx(test)
+            assert float(row["wall_seconds"]) > 0
+        assert float(seeds[0]["group_test_acc_mean"]) == pytest.approx(statistics.fmean(tests))
+        assert float(seeds[0]["group_test_acc_std"]) == pytest.approx(statistics.stdev(tests))
+        n, mean = seeds[0]["group_n"], 100 * statistics.fmean(tests)
+        assert f"| model={model} | {n} | {mean:.2f} ± " in text
+        assert f"| {int(params):,} | 2 | 2 finished |" in text
+    assert (rows["model=bad,seed=0"]["status"], rows["model=bad,seed=0"]["rank"]) == (FAILED, "3")
+    assert f"| model=bad,seed=0 | failed | – | – | – | – | – | {SHAPE_ERROR} |" in text
+    ranked = sorted({(int(r["rank"]), r["group"]) for r in rows.values()})
+    means = [float(rows[f"{g},seed=0"]["group_test_acc_mean"]) for _, g in ranked[:2]]
+    assert means == sorted(means, reverse=True)
+    assert (tmp_path / "compare.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.slow
+def test_parallel_preset_runs_jobs_in_two_processes(real_data_root, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason=JOBLIB_MISSING)
+    sweep = tmp_path / "sweep"
+    proc = run_script(
+        "train.py", "-m", "experiment=parallel", "seed=0,1", f"data.root={real_data_root}",
+        f"hydra.sweep.dir={sweep}", EXCLUDE_KEYS, *FEW_BATCHES, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    runs = find_runs(sweep)
+    assert [(r.name, r.status) for r in runs] == [("seed=0", FINISHED), ("seed=1", FINISHED)]
+    assert all(r.overrides and "experiment=parallel" in r.overrides for r in runs)
+    # events.out.tfevents.<time>.<host>.<pid>.<n>: one worker process per job
+    pids = {next(sweep.glob(f"{r.name}/events.out.tfevents.*")).name.split(".")[-2] for r in runs}
+    assert len(pids) == 2
+
+
+def test_optuna_preset_searches_lr_and_weight_decay():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason=OPTUNA_MISSING)
+    hydra = hydra_config("hparams_search=optuna")
+    assert (
+        hydra.sweeper._target_.endswith("OptunaSweeper") and hydra.sweeper.direction == "maximize"
+    )
+    assert set(hydra.sweeper.params) == {"optimizer.lr", "optimizer.weight_decay"}
+
+
+@pytest.mark.slow
+def test_optuna_preset_reports_the_best_trial_and_resumes(real_data_root, tmp_path):
+    """The sweeper is scored by run()'s return value, the best epoch's val/acc: the same number
+    compare.py reads back from the best trial's events."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason=OPTUNA_MISSING)
+    optuna = pytest.importorskip("optuna")
+    sweep = tmp_path / "sweep"
+    proc = run_script(
+        "train.py", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+        f"data.root={real_data_root}", f"hydra.sweep.dir={sweep}", *FEW_BATCHES, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = find_runs(sweep)
+    assert len(runs) == 3 and all(r.status == FINISHED for r in runs)
+    assert all(r.name.startswith("optimizer.lr=") for r in runs), [r.name for r in runs]
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    best = max(runs, key=lambda r: r.best_val_acc)
+    assert result["best_value"] == pytest.approx(best.best_val_acc)
+    assert {f"{k}={v}" for k, v in result["best_params"].items()} <= set(best.overrides)
+    # an interrupted search continues: the study is in the sweep directory, earlier runs stay
+    first = {r.name: (sweep / r.name / "train.log").read_text() for r in runs}
+    proc = run_script(
+        "train.py", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+        f"data.root={real_data_root}", f"hydra.sweep.dir={sweep}", *FEW_BATCHES, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = find_runs(sweep)
+    assert len(runs) == 5 and all(r.status == FINISHED for r in runs)
+    assert all((sweep / name / "train.log").read_text() == log for name, log in first.items())
+    study = optuna.load_study(study_name="lazytrain", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    assert len(study.trials) == 5

@@ -1,0 +1,111 @@
+"""TensorBoard views beyond scalars: the custom-scalars layout, per-layer weight statistics and
+the model graph, from one short real CLI run; the graph's failure path on its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
+from torch.utils.tensorboard import SummaryWriter
+
+from lazytrain import tracking
+from lazytrain.module import LazyClassifier
+
+from .conftest import run_script
+from .tensorboard_events import read_events
+from .test_cli import FEW_BATCHES
+
+MLP = {"_target_": "lazytrain.models.lazy_mlp", "hidden": [256]}
+XAVIER = {"_target_": "lazytrain.init.xavier", "_partial_": True}
+ADAMW = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
+
+
+@pytest.fixture(scope="module")
+def views_run(real_data_root, tmp_path_factory) -> tuple[Path, str]:
+    cwd = tmp_path_factory.mktemp("views")
+    run_dir = cwd / "run"
+    proc = run_script(
+        "train.py", f"data.root={real_data_root}", f"hydra.run.dir={run_dir}", *FEW_BATCHES, cwd=cwd
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return run_dir, proc.stdout + proc.stderr
+
+
+def accumulator(run_dir: Path) -> EventAccumulator:
+    ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    ea.Reload()
+    return ea
+
+
+def test_custom_scalars_put_train_and_val_in_one_chart(views_run):
+    run_dir, _ = views_run
+    ea = accumulator(run_dir)
+    (config,) = ea.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
+    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
+    assert charts == {
+        "loss": ["^train/loss_epoch$", "^val/loss$"],
+        "accuracy": ["^train/acc$", "^val/acc$"],
+    }
+    logged = ea.Tags()["scalars"]
+    for pattern in charts["loss"] + charts["accuracy"]:  # each line of a chart has data
+        assert [t for t in logged if re.search(pattern, t)], pattern
+
+
+def test_weight_stats_at_step_zero_are_the_init(views_run):
+    run_dir, _ = views_run
+    scalars = read_events(run_dir).scalars
+    weights = {t for t in scalars if t.startswith("weights/")}
+    assert weights == {
+        f"weights/{n}.weight/{s}" for n in (1, 3) for s in ("mean", "std", "max_abs")
+    }
+    for tag in weights:
+        assert [step for step, _ in scalars[tag]] == [0, 8, 16], tag  # init, then each epoch
+    # Xavier-uniform on the 784 -> 256 layer: U(-b, b), b = sqrt(6 / 1040), std = b / sqrt(3)
+    bound = math.sqrt(6 / (784 + 256))
+    assert scalars["weights/1.weight/std"][0][1] == pytest.approx(bound / math.sqrt(3), rel=0.01)
+    assert bound * 0.99 < scalars["weights/1.weight/max_abs"][0][1] <= bound
+    assert abs(scalars["weights/1.weight/mean"][0][1]) < 1e-3
+    assert scalars["weights/1.weight/std"][-1][1] != scalars["weights/1.weight/std"][0][1]
+
+
+def test_graph_of_the_materialized_model(views_run):
+    run_dir, output = views_run
+    ea = accumulator(run_dir)
+    assert ea.Tags()["graph"] is True
+    ops = {node.op for node in ea.Graph().node}
+    assert "aten::linear" in ops and "aten::flatten" in ops
+    assert "torch.jit.trace" not in output  # the tracer's deprecation warning is not shown
+
+
+def small_classifier() -> LazyClassifier:
+    return LazyClassifier(MLP, XAVIER, ADAMW, sample=torch.rand(4, 1, 28, 28))
+
+
+def test_graph_keeps_the_train_mode(tmp_path):
+    model = small_classifier()
+    model.net.train()
+    with SummaryWriter(tmp_path) as writer:
+        tracking.log_graph(writer, model)
+    assert model.net.training
+    assert accumulator(tmp_path).Tags()["graph"] is True
+
+
+def test_graph_failure_is_a_warning_not_a_crash(tmp_path, monkeypatch):
+    model = small_classifier()
+    model.net.train()
+    # a sample shape the net cannot take: tracing fails inside add_graph
+    model.shape_report = dataclasses.replace(model.shape_report, input_shape=(4, 3, 5))
+    warnings: list[str] = []
+    monkeypatch.setattr(tracking.log, "warning", lambda msg, *args: warnings.append(msg % args))
+    with SummaryWriter(tmp_path) as writer:
+        tracking.log_graph(writer, model)
+    assert len(warnings) == 1 and warnings[0].startswith("model graph not written to TensorBoard")
+    assert model.net.training
+    assert accumulator(tmp_path).Tags()["graph"] is False
