@@ -80,7 +80,7 @@ def config(model: str, args: argparse.Namespace, out: Path, *extra: str):
 def plain_epoch(model, batches, device, limit: int | None) -> tuple[float, int]:
     """One epoch of the textbook loop; returns (seconds, samples)."""
     net = model.net.to(device).train()
-    optimizer = model.configure_optimizers()
+    optimizer, schedule = model.build_optimizer(lambda: limit or len(batches))
     samples = 0
     _sync(device)
     start = time.perf_counter()
@@ -89,8 +89,10 @@ def plain_epoch(model, batches, device, limit: int | None) -> tuple[float, int]:
             break
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x), y).backward()
+        F.cross_entropy(net(x), y, label_smoothing=model.hparams.label_smoothing).backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         samples += len(y)
     _sync(device)
     return time.perf_counter() - start, samples

@@ -276,11 +276,15 @@ def test_optuna_preset_reports_the_best_trial_and_resumes(real_data_root, tmp_pa
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason=OPTUNA_MISSING)
     optuna = pytest.importorskip("optuna")
     sweep = tmp_path / "sweep"
-    proc = run_script(
-        "train.py", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-        f"data.root={real_data_root}", f"hydra.sweep.dir={sweep}", *FEW_BATCHES, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    def search(trials: int) -> None:
+        proc = run_script(
+            "train.py", "-m", "hparams_search=optuna", f"hydra.sweeper.n_trials={trials}",
+            f"data.root={real_data_root}", f"hydra.sweep.dir={sweep}", *FEW_BATCHES, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-4000:]
+
+    search(3)
     runs = find_runs(sweep)
     assert len(runs) == 3 and all(r.status == FINISHED for r in runs)
     assert all(r.name.startswith("optimizer.lr=") for r in runs), [r.name for r in runs]
@@ -290,11 +294,7 @@ def test_optuna_preset_reports_the_best_trial_and_resumes(real_data_root, tmp_pa
     assert {f"{k}={v}" for k, v in result["best_params"].items()} <= set(best.overrides)
     # an interrupted search continues: the study is in the sweep directory, earlier runs stay
     first = {r.name: (sweep / r.name / "train.log").read_text() for r in runs}
-    proc = run_script(
-        "train.py", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-        f"data.root={real_data_root}", f"hydra.sweep.dir={sweep}", *FEW_BATCHES, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    search(2)
     runs = find_runs(sweep)
     assert len(runs) == 5 and all(r.status == FINISHED for r in runs)
     assert all((sweep / name / "train.log").read_text() == log for name, log in first.items())

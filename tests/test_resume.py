@@ -44,7 +44,8 @@ def train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, synthetic_dir):
-    data = synthetic(tmp_path, synthetic_dir)
+    # Without a schedule: one spanning the planned steps would stretch when max_epochs grows.
+    data = [*synthetic(tmp_path, synthetic_dir), "scheduler=null"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(tmp_path, *data, f"hydra.run.dir={straight}", "trainer.max_epochs=2")
     train(tmp_path, *data, f"hydra.run.dir={split}", "trainer.max_epochs=1")
@@ -61,7 +62,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, synthetic_dir):
     assert list((split / ".hydra").glob("resumed-*/config.yaml"))
 
 
-def test_resume_refuses_another_experiment_and_missing_runs(tmp_path, synthetic_dir):
+@pytest.fixture
+def short_run(tmp_path, synthetic_dir) -> tuple[list[str], Path]:
+    """A finished 2-batch run on the synthetic data: its overrides and its directory."""
     data = synthetic(tmp_path, synthetic_dir)
     run = tmp_path / "run"
     train(
@@ -71,6 +74,11 @@ def test_resume_refuses_another_experiment_and_missing_runs(tmp_path, synthetic_
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
     )
+    return data, run
+
+
+def test_resume_refuses_another_experiment_and_missing_runs(tmp_path, short_run):
+    data, run = short_run
     before = sorted(p.name for p in run.rglob("*"))
     proc = run_script("train.py", *data, f"resume={run}", "model.hidden=[32]", cwd=tmp_path)
     assert proc.returncode == 1
@@ -182,16 +190,8 @@ def test_unwritable_data_root_is_refused(tmp_path, synthetic_dir):
     assert os.path.isfile(blocker)
 
 
-def test_a_new_run_never_mixes_into_an_existing_one(tmp_path, synthetic_dir):
-    data = synthetic(tmp_path, synthetic_dir)
-    run = tmp_path / "run"
-    train(
-        tmp_path,
-        *data,
-        f"hydra.run.dir={run}",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
-    )
+def test_a_new_run_never_mixes_into_an_existing_one(tmp_path, short_run):
+    data, run = short_run
     kept = {p: p.read_bytes() for p in [*run.glob("events.*"), *run.glob("checkpoints/*")]}
     proc = run_script(
         "train.py", *data, f"hydra.run.dir={run}", "trainer.max_epochs=1", cwd=tmp_path

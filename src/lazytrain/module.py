@@ -10,7 +10,7 @@ rebuilt from them, so checkpoints load with ``weights_only=True``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
 from lazytrain.checkpoints import NonFiniteLossError
@@ -161,6 +162,18 @@ class LazyClassifier(L.LightningModule):
         self._evaluate(batch, "test", self.test_acc)
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer, schedule = self.build_optimizer(
+            lambda: int(self.trainer.estimated_stepping_batches)
+        )
+        if schedule is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def build_optimizer(
+        self, total_steps: Callable[[], int]
+    ) -> tuple[torch.optim.Optimizer, LRScheduler | None]:
+        """The configured optimizer, and the schedule over ``total_steps()`` optimizer steps if
+        one is configured (a plain loop gets exactly what Lightning gets)."""
         lazy = uninitialized(self)
         if lazy:  # an optimizer over lazy parameters trains, but the configured init never ran
             raise RuntimeError(
@@ -176,7 +189,5 @@ class LazyClassifier(L.LightningModule):
         ]
         optimizer = instantiate(options)([g for g in groups if g["params"]])
         if not self.hparams.scheduler:
-            return optimizer
-        total = self.trainer.estimated_stepping_batches
-        schedule = instantiate(self.hparams.scheduler)(optimizer, total_steps=int(total))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+            return optimizer, None
+        return optimizer, instantiate(self.hparams.scheduler)(optimizer, total_steps=total_steps())
