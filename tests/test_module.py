@@ -32,7 +32,7 @@ def trainer(tmp_path, **kwargs) -> L.Trainer:
 
 
 def test_trap4_optimizer_sees_only_concrete_parameters(cfg_factory):
-    model, _ = setup(cfg_factory("scheduler=null"))  # a schedule needs a trainer's step count
+    model, _ = setup(cfg_factory("~scheduler"))  # a schedule needs a trainer's step count
     optimizer = model.configure_optimizers()
     decay, no_decay = optimizer.param_groups
     assert [p.ndim for p in decay["params"]] == [2, 2] and decay["weight_decay"] == 0.01
@@ -45,7 +45,7 @@ def test_trap4_optimizer_sees_only_concrete_parameters(cfg_factory):
 
 
 def test_sgd_from_config(cfg_factory):
-    model, _ = setup(cfg_factory("optimizer=sgd", "optimizer.lr=0.05", "scheduler=null"))
+    model, _ = setup(cfg_factory("optimizer=sgd", "optimizer.lr=0.05", "~scheduler"))
     optimizer = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["lr"] == 0.05
 
