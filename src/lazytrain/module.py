@@ -44,9 +44,8 @@ class LazyClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["sample"])
         self.net: nn.Module = instantiate(model)
-        if (
-            sample is None
-        ):  # rebuilding from a checkpoint: only the shape matters, weights load after
+        if sample is None:
+            # Rebuilding from a checkpoint: only the shape matters, the weights load after.
             sample = torch.zeros(2, *input_shape)
         self.shape_report = self.apply_init(sample, instantiate(init))
         # torchmetrics for evaluation; training accuracy is a plain on-device count (a

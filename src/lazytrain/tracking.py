@@ -74,15 +74,15 @@ def tensorboard_writer(trainer: L.Trainer) -> SummaryWriter | None:
     return None
 
 
-def log_histograms(writer: SummaryWriter, module: L.LightningModule, step: int) -> None:
+def log_weights(
+    writer: SummaryWriter, module: L.LightningModule, step: int, histograms: bool
+) -> None:
+    """``parameters/<name>`` histograms (optional) and ``weights/<name>/{mean,std,max_abs}`` of
+    every weight matrix or kernel: at step 0 they show what the init produced (a std off by 10x is
+    visible at a glance), later how training moved it."""
     for name, param in module.net.named_parameters():
-        writer.add_histogram(f"parameters/{name}", param.detach(), step)
-
-
-def log_weight_stats(writer: SummaryWriter, module: L.LightningModule, step: int) -> None:
-    """``weights/<name>/{mean,std,max_abs}`` of every weight matrix or kernel: at step 0 they show
-    what the init produced (a std off by 10x is visible at a glance), later how training moved it."""
-    for name, param in module.net.named_parameters():
+        if histograms:
+            writer.add_histogram(f"parameters/{name}", param.detach(), step)
         if param.ndim < 2:
             continue
         weight = param.detach().float()
@@ -146,18 +146,14 @@ class TensorBoardTracking(L.Callback):
         # exactly those apply_init produced. A resumed run (global_step > 0) has no step 0.
         writer = tensorboard_writer(trainer)
         if writer is not None and trainer.global_step == 0:
-            log_weight_stats(writer, pl_module, 0)
-            if self.histograms:
-                log_histograms(writer, pl_module, 0)
+            log_weights(writer, pl_module, 0, self.histograms)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self._epoch_start
         writer = tensorboard_writer(trainer)
         if writer is not None:
             writer.add_scalar("time/epoch_seconds", seconds, trainer.global_step)
-            log_weight_stats(writer, pl_module, trainer.global_step)
-            if self.histograms:
-                log_histograms(writer, pl_module, trainer.global_step)
+            log_weights(writer, pl_module, trainer.global_step, self.histograms)
         if trainer.global_rank == 0:
             # Callbacks run before the module's on_train_epoch_end, where it logs this epoch's
             # training metrics: ask the module for them rather than show last epoch's.

@@ -29,13 +29,12 @@ from lazytrain.checkpoints import CheckpointMismatchError, NonFiniteLossError
 from lazytrain.data import DataError
 from lazytrain.datamodule import FashionMNISTDataModule
 from lazytrain.module import LazyClassifier
-from lazytrain.shapes import ShapeMismatchError
+from lazytrain.shapes import ShapeMismatchError, count_parameters
 from lazytrain.tracking import flatten, log_hparams, tensorboard_writer
 
 log = logging.getLogger(__name__)
 
 
-# Mistakes in a config or on disk: reported as one readable line, not as a traceback.
 class ResumeError(ValueError):
     """``resume=<dir>`` names no resumable run, or a run with another configuration."""
 
@@ -44,6 +43,7 @@ class RunExistsError(ValueError):
     """The output directory already holds a run that this one would mix into or overwrite."""
 
 
+# Mistakes in a config or on disk: reported as one readable line, not as a traceback.
 USER_ERRORS = (
     ShapeMismatchError,
     DataError,
@@ -101,7 +101,7 @@ def hparams(cfg: DictConfig, model: LazyClassifier) -> dict[str, Any]:
     if HydraConfig.initialized():
         choices = HydraConfig.get().runtime.choices
         params.update({k: v for k, v in choices.items() if not k.startswith("hydra") and v})
-    params["params"] = sum(p.numel() for p in model.parameters())
+    params["params"] = count_parameters(model)
     return params
 
 
@@ -178,9 +178,8 @@ def _run(cfg: DictConfig) -> float:
 
     output_dir = Path(cfg.output_dir)
     exists = any(output_dir.glob("events.out.tfevents.*")) or (output_dir / "checkpoints").exists()
-    if (
-        exists and not cfg.get("resume") and rank_zero_only.rank == 0
-    ):  # ranks >= 1 join rank 0's run
+    # Ranks >= 1 of a DDP job join the run rank 0 is writing; only rank 0 checks.
+    if exists and not cfg.get("resume") and rank_zero_only.rank == 0:
         raise RunExistsError(
             f"{output_dir} already holds a run; its events and checkpoints are left as they are. "
             f"Continue it with resume={output_dir}, or choose another hydra.run.dir / hydra.sweep.dir"
