@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import csv
+import os
+import re
 import statistics
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from matplotlib.image import imread
@@ -39,8 +42,10 @@ def fake_run(
     test: float | None = None,
     params: int = 1000,
     name: str | None = None,
+    hardware: str = "CPU, 2 cores",
 ) -> None:
-    """A run directory as train.py leaves it: overrides, val/acc per epoch, test/acc at the end."""
+    """A run directory as train.py leaves it: overrides, val/acc and time per epoch (a slow first
+    epoch), test/acc and the hparams row at the end."""
     run_dir = root / (name or ",".join(sorted(overrides or [])))
     if overrides is not None:
         (run_dir / ".hydra").mkdir(parents=True)
@@ -48,10 +53,12 @@ def fake_run(
     with SummaryWriter(run_dir) as writer:
         for epoch, acc in enumerate(val, 1):
             writer.add_scalar("val/acc", acc, 10 * epoch)
-            writer.add_scalar("time/epoch_seconds", 1.5, 10 * epoch)
+            writer.add_scalar("time/epoch_seconds", 3.0 if epoch == 1 else 1.5, 10 * epoch)
         if test is not None:
             writer.add_scalar("test/acc", test, 10 * len(val))
-            log_hparams(writer, {"params": params}, {"test/acc": test})
+            model = next((o.split("=")[1] for o in overrides or [] if o.startswith("model=")), None)
+            row = {"params": params, "hardware": hardware} | ({"model": model} if model else {})
+            log_hparams(writer, row, {"test/acc": test})
 
 
 def failed_run(root: Path, name: str, overrides: list[str], *errors: str) -> None:
@@ -71,7 +78,8 @@ def sweep(tmp_path) -> Path:
     for seed, test in enumerate([0.80, 0.82, 0.84]):
         fake_run(tmp_path, ["model=a", f"seed={seed}", *common], [0.7, 0.8, test + 0.01], test)
     for seed, test in enumerate([0.85, 0.87]):
-        fake_run(tmp_path, ["model=b", f"seed={seed}", *common], [0.6, test - 0.01], test, 2000)
+        overrides = ["model=b", f"seed={seed}", *common]
+        fake_run(tmp_path, overrides, [0.6, test - 0.01], test, 2000, hardware="NVIDIA H100")
     fake_run(tmp_path, ["model=b", "seed=2", *common], [0.5])
     name = "model=c,seed=0,trainer.max_epochs=3"
     failed_run(tmp_path, name, ["model=c", "seed=0", *common], "DataError: first", SHAPE_ERROR)
@@ -83,10 +91,13 @@ def test_runs_are_read_with_their_status(sweep):
     assert len(runs) == 7
     a0 = runs["model=a,seed=0,trainer.max_epochs=3"]
     assert (a0.status, a0.epochs, a0.params) == (FINISHED, 3, 1000)
+    assert (a0.model, a0.hardware) == ("a", "CPU, 2 cores")
     assert a0.best_val_acc == pytest.approx(0.81) and a0.test_acc == pytest.approx(0.80)
-    assert a0.wall_seconds == pytest.approx(4.5)  # the sum of time/epoch_seconds
+    assert a0.wall_seconds == pytest.approx(6.0)  # the sum of time/epoch_seconds
+    assert a0.epoch_seconds == pytest.approx(1.5)  # their median: the slow first epoch is noise
     running = runs["model=b,seed=2,trainer.max_epochs=3"]
     assert (running.status, running.epochs, running.test_acc) == (INCOMPLETE, 1, None)
+    assert (running.model, running.hardware, running.params) == (None, None, None)  # no hparams yet
     crashed = runs["model=c,seed=0,trainer.max_epochs=3"]
     assert crashed.status == FAILED and crashed.note == SHAPE_ERROR  # the last ERROR line
 
@@ -128,17 +139,20 @@ def test_leaderboard_csv_and_plot(sweep, tmp_path_factory):
     )
     assert "Common overrides: `trainer.max_epochs=3`" in text
     assert (
-        "| 1 | model=b | 2 | 86.00 ± 1.41 | 85.00 ± 1.41 | 2,000 | 2 | 2 finished, 1 running/incomplete |"
-        in text
+        "| 1 | model=b | b | 2 | 86.00 ± 1.41 | 85.00 ± 1.41 | 2,000 | 2 | 2.2 | NVIDIA H100 "
+        "| 2 finished, 1 running/incomplete |" in text
+    )  # s / epoch: the median over the finished runs' medians (3.0 and 1.5 each)
+    assert (
+        "| 2 | model=a | a | 3 | 82.00 ± 2.00 | 83.00 ± 2.00 | 1,000 | 3 | 1.5 | CPU, 2 cores "
+        "| 3 finished |" in text
     )
-    assert "| 2 | model=a | 3 | 82.00 ± 2.00 | 83.00 ± 2.00 | 1,000 | 3 | 3 finished |" in text
-    assert "| 3 | model=c | 0 | – | – | – | – | 1 failed |" in text
+    assert "| 3 | model=c | – | 0 | – | – | – | – | – | – | 1 failed |" in text
     assert (
         f"| model=c,seed=0,trainer.max_epochs=3 | failed | – | – | – | – | – | {SHAPE_ERROR} |"
         in text
     )
     assert (
-        "| model=b,seed=2,trainer.max_epochs=3 | running/incomplete | – | 50.00 | – | 1 | 1.5 |"
+        "| model=b,seed=2,trainer.max_epochs=3 | running/incomplete | – | 50.00 | – | 1 | 3.0 |"
         in text
     )
 
@@ -154,6 +168,7 @@ def test_leaderboard_csv_and_plot(sweep, tmp_path_factory):
         b0["test_acc"]
     ) == pytest.approx(0.85)
     assert b0["group_n"] == "2" and float(b0["group_test_acc_mean"]) == pytest.approx(0.86)
+    assert (b0["model"], b0["hardware"], float(b0["epoch_seconds"])) == ("b", "NVIDIA H100", 2.25)
     assert rows[2]["test_acc"] == "" and rows[6]["note"] == SHAPE_ERROR
     assert rows[6]["overrides"] == "model=c seed=0 trainer.max_epochs=3"
 
@@ -166,7 +181,7 @@ def test_leaderboard_csv_and_plot(sweep, tmp_path_factory):
 def test_cli_prints_the_leaderboard_and_fails_on_an_empty_dir(sweep, tmp_path_factory):
     proc = run_script("compare.py", str(sweep), cwd=sweep)
     assert proc.returncode == 0, proc.stderr
-    assert "| 1 | model=b | 2 | 86.00 ± 1.41 |" in proc.stdout
+    assert "| 1 | model=b | b | 2 | 86.00 ± 1.41 |" in proc.stdout
     assert (sweep / "leaderboard.csv").is_file() and (sweep / "compare.png").is_file()
     empty = tmp_path_factory.mktemp("empty")
     proc = run_script("compare.py", str(empty), cwd=empty)
@@ -215,6 +230,10 @@ def test_compare_a_real_sweep(real_sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert ": 5 runs (4 finished, 1 failed)" in text
+    cuda = torch.cuda.is_available()  # accelerator=auto
+    hardware = (
+        torch.cuda.get_device_name() if cuda else f"CPU, {len(os.sched_getaffinity(0))} cores"
+    )
     assert "`trainer.max_epochs=2`" in text.split("Common overrides:")[1].splitlines()[0]
     with (tmp_path / "leaderboard.csv").open() as f:
         rows = {r["run"]: r for r in csv.DictReader(f)}
@@ -227,13 +246,14 @@ def test_compare_a_real_sweep(real_sweep, tmp_path):
         tests = [read_events(real_sweep / r["run"]).scalars["test/acc"][-1][1] for r in seeds]
         for row, test in zip(seeds, tests, strict=True):
             assert (row["status"], row["params"], row["epochs"]) == (FINISHED, params, "2")
+            assert (row["model"], row["hardware"]) == (model, hardware)
             assert float(row["test_acc"]) == pytest.approx(test)
-            assert float(row["wall_seconds"]) > 0
+            assert 0 < float(row["epoch_seconds"]) < float(row["wall_seconds"])
         assert float(seeds[0]["group_test_acc_mean"]) == pytest.approx(statistics.fmean(tests))
         assert float(seeds[0]["group_test_acc_std"]) == pytest.approx(statistics.stdev(tests))
         n, mean = seeds[0]["group_n"], 100 * statistics.fmean(tests)
-        assert f"| model={model} | {n} | {mean:.2f} ± " in text
-        assert f"| {int(params):,} | 2 | 2 finished |" in text
+        assert f"| model={model} | {model} | {n} | {mean:.2f} ± " in text
+        assert re.search(rf"\| {int(params):,} \| 2 \| [\d.]+ \| {hardware} \| 2 finished \|", text)
     assert (rows["model=bad,seed=0"]["status"], rows["model=bad,seed=0"]["rank"]) == (FAILED, "3")
     assert f"| model=bad,seed=0 | failed | – | – | – | – | – | {SHAPE_ERROR} |" in text
     ranked = sorted({(int(r["rank"]), r["group"]) for r in rows.values()})

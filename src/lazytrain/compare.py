@@ -34,11 +34,14 @@ class Run:
     name: str
     status: str
     overrides: list[str] | None = None  # None: no .hydra/overrides.yaml
+    model: str | None = None  # the model config chosen (hparams, written at the end of a run)
+    hardware: str | None = None  # "NVIDIA H100 80GB HBM3", "CPU, 2 cores" (ditto)
     params: int | None = None
     best_val_acc: float | None = None
     test_acc: float | None = None
     epochs: int = 0
     wall_seconds: float | None = None
+    epoch_seconds: float | None = None  # median over epochs: the first one's warm-up is an outlier
     val_acc: list[float] = field(default_factory=list)  # per epoch, in step order
     note: str = ""  # a failed run's error, or an incomplete run's last logged error
 
@@ -68,6 +71,16 @@ class Group:
         return mean_std([r.best_val_acc for r in self.finished if r.best_val_acc is not None])
 
     @property
+    def epoch_seconds(self) -> float | None:
+        times = [r.epoch_seconds for r in self.finished if r.epoch_seconds is not None]
+        return statistics.median(times) if times else None
+
+    def distinct(self, attribute: str) -> str:
+        """The different values of a run attribute in this group, joined: ``"–"`` for none."""
+        values = sorted({getattr(r, attribute) for r in self.runs} - {None})
+        return ", ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in values) or "–"
+
+    @property
     def status(self) -> str:
         counts = {s: sum(r.status == s for r in self.runs) for s in (FINISHED, INCOMPLETE, FAILED)}
         return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -95,6 +108,23 @@ def read_overrides(run_dir: Path) -> list[str] | None:
     return [str(o) for o in yaml.safe_load(path.read_text()) or []]
 
 
+def read_hparams(ea: EventAccumulator) -> dict[str, float | str]:
+    """The run's HPARAMS row; empty until the run has ended (they are written after the test)."""
+    try:
+        tags = ea.PluginTagToContent("hparams")
+    except KeyError:
+        return {}
+    for tag, content in tags.items():
+        if tag.endswith("session_start_info"):
+            start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+            return {
+                key: getattr(value, value.WhichOneof("kind"))
+                for key, value in start.hparams.items()
+                if value.WhichOneof("kind") in ("number_value", "string_value")
+            }
+    return {}
+
+
 def read_run(run_dir: Path, name: str) -> Run:
     """A run from its event files (several after a resume: TensorBoard reads them in order)."""
     ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 1})
@@ -108,26 +138,21 @@ def read_run(run_dir: Path, name: str) -> Run:
     else:
         times = [e.wall_time for events in scalars.values() for e in events]
         wall = max(times) - min(times) if times else None
-    params = None
-    try:
-        hparams_tags = ea.PluginTagToContent("hparams")
-    except KeyError:  # hparams are written after the test: a running job has none yet
-        hparams_tags = {}
-    for tag, content in hparams_tags.items():
-        if tag.endswith("session_start_info"):
-            hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
-            if "params" in hparams.hparams:
-                params = int(hparams.hparams["params"].number_value)
+    hparams = read_hparams(ea)
+    params = hparams.get("params")
     status = FINISHED if test else INCOMPLETE
     return Run(
         name=name,
         status=status,
         overrides=read_overrides(run_dir),
-        params=params,
+        model=hparams.get("model"),
+        hardware=hparams.get("hardware"),
+        params=None if params is None else int(params),
         best_val_acc=max(val) if val else None,
         test_acc=test[-1].value if test else None,
         epochs=len(val),
         wall_seconds=wall,
+        epoch_seconds=statistics.median(e.value for e in epoch_seconds) if epoch_seconds else None,
         val_acc=val,
         note="" if status == FINISHED else last_error(run_dir / "train.log"),
     )
@@ -193,6 +218,10 @@ def pct(value: float | None, std: float | None = None) -> str:
     return f"{100 * value:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
+def seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: list[str]) -> str:
     """The leaderboard (groups) and every run with its status, as markdown."""
     counts = {s: sum(r.status == s for r in runs) for s in (FINISHED, INCOMPLETE, FAILED)}
@@ -203,16 +232,17 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
     lines += [
         "Accuracies in %, mean ± std over the seeds of a group's finished runs (n).",
         "",
-        "| rank | group | n | test acc | best val acc | params | epochs | status |",
-        "|---|---|---|---|---|---|---|---|",
+        "| rank | group | model | n | test acc | best val acc | params | epochs | s / epoch "
+        "| hardware | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for rank, g in enumerate(groups, 1):
-        params = {r.params for r in g.runs if r.params is not None}
         epochs = sorted({r.epochs for r in g.finished})
         lines.append(
-            f"| {rank} | {g.label} | {g.n} | {pct(*g.test_acc)} | {pct(*g.val_acc)} "
-            f"| {', '.join(f'{p:,}' for p in sorted(params)) or '–'} "
-            f"| {', '.join(map(str, epochs)) or '–'} | {g.status} |"
+            f"| {rank} | {g.label} | {g.distinct('model')} | {g.n} | {pct(*g.test_acc)} "
+            f"| {pct(*g.val_acc)} | {g.distinct('params')} "
+            f"| {', '.join(map(str, epochs)) or '–'} | {seconds(g.epoch_seconds)} "
+            f"| {g.distinct('hardware')} | {g.status} |"
         )
     lines += [
         "",
@@ -223,10 +253,9 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
         for r in sorted(g.runs, key=lambda r: r.name):
             params = f"{r.params:,}" if r.params is not None else "–"
             epochs = r.epochs if r.status != FAILED else "–"
-            wall = f"{r.wall_seconds:.1f}" if r.wall_seconds is not None else "–"
             lines.append(
                 f"| {r.name} | {r.status} | {params} | {pct(r.best_val_acc)} | {pct(r.test_acc)} "
-                f"| {epochs} | {wall} | {r.note.replace('|', '/')} |"
+                f"| {epochs} | {seconds(r.wall_seconds)} | {r.note.replace('|', '/')} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -242,11 +271,14 @@ def csv_rows(groups: Sequence[Group]) -> list[dict[str, object]]:
                 "group": g.label,
                 "run": r.name,
                 "status": r.status,
+                "model": r.model,
+                "hardware": r.hardware,
                 "params": r.params,
                 "best_val_acc": r.best_val_acc,
                 "test_acc": r.test_acc,
                 "epochs": r.epochs,
                 "wall_seconds": None if r.wall_seconds is None else round(r.wall_seconds, 3),
+                "epoch_seconds": None if r.epoch_seconds is None else round(r.epoch_seconds, 3),
                 "group_n": g.n,
                 "group_test_acc_mean": test_mean,
                 "group_test_acc_std": test_std,

@@ -64,6 +64,18 @@ def process_age() -> float:
         return time.time() - _IMPORTED
 
 
+def hardware(trainer: L.Trainer) -> str:
+    """What trained this run, for comparing runs made on different machines: the GPU's name, or
+    the CPU cores this process may use; ``"2× ..."`` for several processes (DDP)."""
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        name = f"{device.type.upper()}, {cores} cores"
+    return f"{trainer.world_size}× {name}" if trainer.world_size > 1 else name
+
+
 def tensorboard_writer(trainer: L.Trainer) -> SummaryWriter | None:
     """The run's SummaryWriter on rank 0, None elsewhere or without a TensorBoardLogger."""
     if trainer.global_rank != 0:
@@ -129,7 +141,11 @@ class TensorBoardTracking(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
         if trainer.current_epoch == 0 and trainer.global_rank == 0:
-            log.info("first training step %.2f s after process start", process_age())
+            log.info(
+                "first training step %.2f s after process start (%s)",
+                process_age(),
+                hardware(trainer),
+            )
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = tensorboard_writer(trainer)

@@ -30,7 +30,7 @@ from lazytrain.data import DataError
 from lazytrain.datamodule import FashionMNISTDataModule
 from lazytrain.module import LazyClassifier
 from lazytrain.shapes import ShapeMismatchError, count_parameters
-from lazytrain.tracking import flatten, log_hparams, tensorboard_writer
+from lazytrain.tracking import flatten, hardware, log_hparams, tensorboard_writer
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +94,16 @@ def build_model(cfg: DictConfig, datamodule: FashionMNISTDataModule) -> LazyClas
     )
 
 
-def hparams(cfg: DictConfig, model: LazyClassifier) -> dict[str, Any]:
+def hparams(cfg: DictConfig, model: LazyClassifier, trainer: L.Trainer) -> dict[str, Any]:
     """The run's row in TensorBoard's HPARAMS tab: the resolved config flattened, the config
-    group choices (``model: lazy_cnn``, ``init: normal``) and the parameter count."""
+    group choices (``model: lazy_cnn``, ``init: normal``), the parameter count and the hardware
+    (``scripts/compare.py`` puts the last three in its leaderboard)."""
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
     if HydraConfig.initialized():
         choices = HydraConfig.get().runtime.choices
         params.update({k: v for k, v in choices.items() if not k.startswith("hydra") and v})
     params["params"] = count_parameters(model)
+    params["hardware"] = hardware(trainer)
     return params
 
 
@@ -196,7 +198,7 @@ def _run(cfg: DictConfig) -> float:
     final.update({k: float(v) for k, v in tested[0].items()} if tested else {})
     writer = tensorboard_writer(trainer)
     if writer is not None:
-        log_hparams(writer, hparams(cfg, model), {k: final[k] for k in sorted(final)})
+        log_hparams(writer, hparams(cfg, model, trainer), {k: final[k] for k in sorted(final)})
     if hasattr(logger, "close"):
         logger.close()
     log.info("final metrics: %s (outputs in %s)", final, output_dir)
