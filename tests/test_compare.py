@@ -210,16 +210,23 @@ def test_parallel_preset_uses_the_joblib_launcher():
     assert hydra.launcher._target_.endswith("JoblibLauncher") and hydra.launcher.n_jobs == 2
 
 
+def real_multirun(data_root: Path, cwd: Path, *overrides: str) -> tuple[Path, str]:
+    """``train.py -m`` on real Fashion-MNIST for a few batches into ``cwd/sweep``; the sweep
+    directory and the command's output."""
+    sweep = cwd / "sweep"
+    proc = run_script(
+        "train.py", "-m", *overrides, f"data.root={data_root}", f"hydra.sweep.dir={sweep}",
+        EXCLUDE_KEYS, *FEW_BATCHES, cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return sweep, proc.stdout + proc.stderr
+
+
 @pytest.fixture(scope="module")
 def real_sweep(real_data_root, tmp_path_factory) -> Path:
     """2 models x 2 seeds on real Fashion-MNIST for a few batches, plus a job that crashed."""
     cwd = tmp_path_factory.mktemp("compare")
-    sweep = cwd / "sweep"
-    proc = run_script(
-        "train.py", "-m", "model=lazy_mlp,lazy_cnn", "seed=0,1", f"data.root={real_data_root}",
-        f"hydra.sweep.dir={sweep}", EXCLUDE_KEYS, *FEW_BATCHES, cwd=cwd,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    sweep, _ = real_multirun(real_data_root, cwd, "model=lazy_mlp,lazy_cnn", "seed=0,1")
     failed_run(sweep, "model=bad,seed=0", ["model=bad", "seed=0", *FEW_BATCHES], SHAPE_ERROR)
     return sweep
 
@@ -265,13 +272,8 @@ def test_compare_a_real_sweep(real_sweep, tmp_path):
 @pytest.mark.slow
 def test_parallel_preset_runs_jobs_in_two_processes(real_data_root, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason=JOBLIB_MISSING)
-    sweep = tmp_path / "sweep"
-    proc = run_script(
-        "train.py", "-m", "experiment=parallel", "seed=0,1", f"data.root={real_data_root}",
-        f"hydra.sweep.dir={sweep}", EXCLUDE_KEYS, *FEW_BATCHES, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    sweep, output = real_multirun(real_data_root, tmp_path, "experiment=parallel", "seed=0,1")
+    assert "Joblib.Parallel(n_jobs=2" in output
     runs = find_runs(sweep)
     assert [(r.name, r.status) for r in runs] == [("seed=0", FINISHED), ("seed=1", FINISHED)]
     assert all(r.overrides and "experiment=parallel" in r.overrides for r in runs)

@@ -93,37 +93,25 @@ def evaluate(
 
 
 def plot_confusion(evaluation: Evaluation, path: Path) -> Path:
-    import matplotlib
+    """The confusion matrix as a PNG, counts in the cells (an object-oriented figure, as in
+    ``compare.plot``: no pyplot state, no global backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig = Figure(figsize=(7, 6), layout="tight")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     ax.imshow(evaluation.confusion, cmap="Blues")
     ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
     ax.set_yticks(range(len(CLASSES)), CLASSES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"test accuracy {evaluation.accuracy:.2%}")
+    ax.set(xlabel="predicted", ylabel="true", title=f"test accuracy {evaluation.accuracy:.2%}")
     top = evaluation.confusion.max().item()
-    for (i, j), v in zip(
-        torch.cartesian_prod(torch.arange(10), torch.arange(10)).tolist(),
-        evaluation.confusion.flatten().tolist(),
-        strict=True,
-    ):
-        ax.text(
-            j,
-            i,
-            str(v),
-            ha="center",
-            va="center",
-            fontsize=7,
-            color="white" if v > top / 2 else "black",
-        )
-    fig.tight_layout()
+    for i, row in enumerate(evaluation.confusion.tolist()):
+        for j, v in enumerate(row):
+            color = "white" if v > top / 2 else "black"
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=color)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
