@@ -4,6 +4,9 @@ Writes nothing but <run>/eval/ and one event file in the run directory.
 
     python scripts/eval.py ckpt_path=outputs/runs/<run>/checkpoints/last.ckpt
     python scripts/eval.py ckpt_path=... data.root=/elsewhere trainer.accelerator=cpu
+    python scripts/eval.py ckpt_path=... trusted_targets=[mypkg.models]  # a model from elsewhere
+
+The model is rebuilt only from allowlisted targets (src/lazytrain/trust.py) plus trusted_targets.
 """
 
 import sys
@@ -21,13 +24,31 @@ def main(overrides: list[str]) -> None:
         sys.exit(
             f"error: give an existing checkpoint: ckpt_path=<run>/checkpoints/last.ckpt (got {cfg.ckpt_path})"
         )
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
     from lazytrain.evaluate import evaluate, log_to_tensorboard, plot_confusion
+    from lazytrain.shapes import ShapeMismatchError
+    from lazytrain.trust import UntrustedTargetError
 
     ckpt = Path(cfg.ckpt_path)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    evaluation = evaluate(ckpt, instantiate(cfg.data), accelerator=cfg.trainer.accelerator)
+    try:  # a file that is no checkpoint, does not fit its own model, or asks for untrusted code
+        evaluation = evaluate(
+            ckpt,
+            instantiate(cfg.data),
+            accelerator=cfg.trainer.accelerator,
+            trusted_targets=list(cfg.get("trusted_targets") or []),
+        )
+    except (
+        CheckpointError,
+        CheckpointMismatchError,
+        UntrustedTargetError,
+        ShapeMismatchError,
+        InstantiationException,
+    ) as err:
+        sys.exit(f"error: {type(err).__name__}: {' '.join(str(err).split())}")
     figure = plot_confusion(evaluation, run_dir / "eval" / f"{ckpt.stem}-confusion_matrix.png")
     log_to_tensorboard(evaluation, run_dir, figure)
     print(evaluation.markdown())

@@ -102,7 +102,8 @@ def run_script(
     script: str, *args: str, cwd: Path, timeout: float = 600
 ) -> subprocess.CompletedProcess:
     """Run one of scripts/*.py as a user would, from ``cwd``, capturing its output."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    # tests/ importable, for fault injection (tests/faults.py) through the real CLI
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / script), *args],
         cwd=cwd,

@@ -23,7 +23,8 @@ def checksum(module: torch.nn.Module) -> torch.Tensor:
 
 
 class Report(L.Callback):
-    """All-gathers each rank's weight checksum as built (before the DDP wrap) and after fit."""
+    """All-gathers each rank's weight checksum as built (before the DDP wrap) and after fit, and
+    each rank's ``callback_metrics`` (what it logged) after fit."""
 
     def __init__(self, initial: torch.Tensor, out: Path) -> None:
         self.initial, self.out, self.report = initial, out, {}
@@ -36,6 +37,9 @@ class Report(L.Callback):
         self.report["final"] = pl_module.all_gather(checksum(pl_module)).tolist()
         self.report["global_step"] = trainer.global_step
         self.report["world_size"] = trainer.world_size
+        self.report["metrics"] = {  # sorted: every rank gathers the same keys in the same order
+            k: pl_module.all_gather(v).tolist() for k, v in sorted(trainer.callback_metrics.items())
+        }
         if trainer.global_rank == 0:
             self.out.write_text(json.dumps(self.report))
 
@@ -53,9 +57,9 @@ def main(strategy: str, data_dir: str, work_dir: str) -> None:
     model = build_model(cfg, datamodule)
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy=strategy, max_epochs=1, limit_train_batches=3,
-        limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[Report(checksum(model), work / "report.json")],
-        default_root_dir=work,
+        limit_val_batches=1, log_every_n_steps=2, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[Report(checksum(model), work / "report.json")], default_root_dir=work,
     )  # fmt: skip
     trainer.fit(model, datamodule=datamodule)
 

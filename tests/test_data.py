@@ -12,11 +12,25 @@ import torch
 import lazytrain.data as data
 from lazytrain.data import FILES, DataError, DeviceBatches, FashionMNIST, locate, raw_dir, split
 
-from .conftest import write_fashion_mnist
+from .conftest import run_script, write_fashion_mnist
 
 
 def load(root: Path, *dirs: Path, download: bool = False) -> FashionMNIST:
     return FashionMNIST.load(root, [str(d) for d in dirs], download=download)
+
+
+def truncate(path: Path) -> None:
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+
+
+def truncate_inside_gz(path: Path) -> None:
+    """A readable .gz whose contents are a truncated IDX file."""
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-5]))
+
+
+def snapshot(directory: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def test_found_unpacked_in_the_data_root(tmp_path):
@@ -108,6 +122,92 @@ def test_labels_out_of_range_are_refused(tmp_path):
     path.write_bytes(bytes(blob))
     with pytest.raises(DataError, match="labels below 10"):
         load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "layout, gz, damage",
+    [
+        ("torchvision", False, truncate),
+        ("torchvision", True, truncate),
+        ("flat", False, truncate),
+        ("flat", True, truncate),
+        ("flat", True, truncate_inside_gz),
+    ],
+    ids=["torchvision-unpacked", "torchvision-gz", "flat-unpacked", "flat-gz", "flat-gz-contents"],
+)
+def test_a_damaged_copy_in_the_data_root_is_an_error_not_a_fallback(tmp_path, layout, gz, damage):
+    system = write_fashion_mnist(tmp_path / "system")  # a good copy where the next one would be
+    root = tmp_path / "root"
+    where = write_fashion_mnist(raw_dir(root) if layout == "torchvision" else root, gz=gz)
+    bad = where / f"t10k-labels-idx1-ubyte{'.gz' if gz else ''}"  # the last one looked for
+    damage(bad)
+    before = snapshot(tmp_path)
+    with pytest.raises(DataError) as err:
+        load(root, system)
+    message = str(err.value)
+    assert message.startswith(f"{bad} is not a "), message
+    assert message.endswith(
+        f"Delete it and run again: the next copy would come from {system / 't10k-labels-idx1-ubyte.gz'}."
+    )
+    assert snapshot(tmp_path) == before  # nothing moved, unpacked, replaced or deleted
+
+
+def test_a_damaged_copy_in_a_search_dir_is_an_error_naming_it(tmp_path):
+    first = write_fashion_mnist(tmp_path / "first")
+    second = write_fashion_mnist(tmp_path / "second")
+    bad = first / "train-labels-idx1-ubyte.gz"
+    truncate_inside_gz(bad)
+    before = snapshot(tmp_path)
+    with pytest.raises(DataError) as err:
+        load(tmp_path / "root", first, second)
+    message = str(err.value)
+    assert message.startswith(f"{bad} is not a valid Fashion-MNIST IDX file"), message
+    assert f"(or drop {first} from data.search_dirs)" in message
+    assert f"the next copy would come from {second / 'train-labels-idx1-ubyte.gz'}" in message
+    assert snapshot(tmp_path) == before  # the good files were not unpacked into the root either
+
+
+def test_a_damaged_only_copy_is_not_downloaded_over(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(data, "_download", calls.append)
+    bad = write_fashion_mnist(tmp_path, gz=False) / "train-images-idx3-ubyte"
+    truncate(bad)
+    with pytest.raises(DataError) as err:
+        load(tmp_path, download=True)
+    assert str(err.value).endswith(
+        f"Delete it and run again: torchvision would then download a fresh copy into {raw_dir(tmp_path)}."
+    )
+    assert calls == []
+    with pytest.raises(DataError, match="there is no other copy and data.download is false"):
+        load(tmp_path, download=False)
+
+
+def test_the_data_roots_own_copy_comes_before_a_search_dir(tmp_path, synthetic_dir):
+    write_fashion_mnist(tmp_path, n_train=100, n_test=50, gz=False)  # flat, unpacked
+    ds = load(tmp_path, synthetic_dir)
+    assert len(ds.train_y) == 100 and len(ds.test_y) == 50
+
+
+def test_the_cli_stops_on_a_damaged_file_in_the_data_root(tmp_path, synthetic_dir):
+    root = tmp_path / "data"
+    bad = write_fashion_mnist(root, gz=False) / "train-images-idx3-ubyte"
+    truncate(bad)
+    before = snapshot(root)
+    run_dir = tmp_path / "run"
+    proc = run_script(
+        "train.py", f"data.root={root}", f"data.search_dirs=[{synthetic_dir}]",
+        "data.download=false", "data.val_size=128", "trainer.accelerator=cpu",
+        "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0",
+        f"hydra.run.dir={run_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    errors = [line for line in proc.stdout.splitlines() if "DataError:" in line]
+    assert len(errors) == 1 and f"DataError: {bad} is not a valid" in errors[0], proc.stdout
+    assert "the next copy would come from" in errors[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert snapshot(root) == before
+    assert not (run_dir / "checkpoints").exists()
+    assert not list(run_dir.glob("events.out.tfevents.*"))
 
 
 def test_real_fashion_mnist_from_debian(real_data_root):

@@ -10,8 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
 
-from .conftest import run_script
+from lazytrain.evaluate import load
+
+from .conftest import make_cfg, run_script
+from .tensorboard_events import read_events
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).with_name("ddp_fit.py")
@@ -32,6 +38,11 @@ def test_ddp_trains_from_identical_weights_on_every_rank(strategy, synthetic_dir
     assert first == second  # trap 3: each rank initialized itself, identically
     assert report["final"][0] == report["final"][1] != first  # trained, in sync
     assert report["global_step"] == 3
+    metrics = report["metrics"]  # each rank's callback_metrics, gathered: every rank agrees
+    logged = {"train/loss_step", "train/loss_epoch", "train/acc", "train/lr", "val/loss", "val/acc"}
+    assert logged <= set(metrics)
+    assert {k: v for k, v in metrics.items() if v[0] != v[1]} == {}
+    assert "sync_dist" not in proc.stdout + proc.stderr  # no Lightning warning about it
 
 
 def test_cli_multirun_with_ddp_runs_each_job_once_and_only_rank_zero_writes(
@@ -65,3 +76,35 @@ def test_cli_multirun_with_ddp_runs_each_job_once_and_only_rank_zero_writes(
         assert (run / ".hydra" / "config.yaml").is_file() and not (
             run / ".hydra" / "train_ddp_process_1"
         ).exists()
+
+
+def test_cli_ddp_ranks_agree_on_the_metrics_and_rank_zero_reports_them(synthetic_dir, tmp_path):
+    """Synced metrics, reported once: one ``final metrics`` line (rank 0's), no Lightning warning
+    about ``sync_dist``, and ``val/loss`` in TensorBoard is the loss over the whole validation
+    set, not over rank 0's half of it."""
+    run = tmp_path / "run"
+    data = [
+        f"data.root={tmp_path / 'data'}", f"data.search_dirs=[{synthetic_dir}]", "data.download=false",
+        "data.val_size=128", "data.batch_size=64", "data.eval_batch_size=128",
+    ]  # fmt: skip
+    proc = run_script(
+        "train.py", "trainer=ddp", "trainer.accelerator=cpu", *data, "trainer.max_epochs=1",
+        "callbacks.progress_bar.refresh_rate=0", f"hydra.run.dir={run}", cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    logs = [(run / name).read_text() for name in ("train.log", "train_ddp_process_1.log")]
+    assert [log.count("final metrics:") for log in logs] == [1, 0]
+    assert "sync_dist" not in proc.stdout + proc.stderr + "".join(logs)
+
+    model, _ = load(run / "checkpoints" / "last.ckpt")  # the weights validation ran with
+    datamodule = instantiate(make_cfg(tmp_path, synthetic_dir).data)  # the same data overrides
+    datamodule.setup("validate")
+    with torch.no_grad():
+        batches = datamodule.val_dataloader()
+        losses = [F.cross_entropy(model(x), y, reduction="sum") for x, y in batches]
+    expected = float(torch.stack(losses).sum()) / 128
+    events = read_events(run)
+    assert events.scalars["val/loss"][-1][1] == pytest.approx(expected, rel=1e-5)
+    # The per-epoch log line shows what TensorBoard got: the training loss over both ranks.
+    shown = re.search(r"epoch 0 \(.*train/loss_epoch ([\d.]+)", logs[0]).group(1)
+    assert float(shown) == pytest.approx(events.scalars["train/loss_epoch"][-1][1], abs=1e-4)

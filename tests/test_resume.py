@@ -1,8 +1,11 @@
-"""Runs that survive: exact resume, interruption, non-finite losses, clear refusals."""
+"""Runs that survive: exact resume at any step, kills at any moment, interruption saves that
+never replace a checkpoint with an older or foreign state, and refusals that leave nothing
+resumable-looking behind. Every test checks what is left on disk."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,11 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lazytrain.checkpoints import LastCheckpoint, NonFiniteLossError
+from lazytrain.checkpoints import LastCheckpoint, NonFiniteLossError, atomic_write
 
-from .conftest import ROOT, run_script
+from .conftest import ROOT, run_script, write_fashion_mnist
 from .tensorboard_events import read_events
 from .test_module import setup, trainer
+
+FAULT = "+callbacks.fault._target_=tests.faults.SignalAt"
 
 
 def synthetic(tmp_path: Path, synthetic_dir: Path) -> list[str]:
@@ -32,34 +37,165 @@ def synthetic(tmp_path: Path, synthetic_dir: Path) -> list[str]:
     ]
 
 
+def last(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    return last(run_dir)["state_dict"]
 
 
-def train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+def train(tmp_path: Path, *overrides: str, code: int = 0) -> subprocess.CompletedProcess:
     proc = run_script("train.py", *overrides, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
+def curves(run_dir: Path, prefixes: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    """Scalar curves as TensorBoard shows them (a resumed run's purge applied)."""
+    return {k: v for k, v in read_events(run_dir).scalars.items() if k.startswith(prefixes)}
+
+
+def final_metrics(run_dir: Path) -> list[str]:
+    lines = (run_dir / "train.log").read_text().splitlines()
+    return [line.split("final metrics: ")[1].split(" (outputs")[0] for line in lines if "final metrics" in line]  # fmt: skip
+
+
+def assert_same_run(a: Path, b: Path, views: tuple[str, ...] = ("train/", "val/", "weights/")):
+    """Same weights, optimizer state, final metrics, and TensorBoard curves of ``views``."""
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    oa, ob = last(a)["optimizer_states"][0]["state"], last(b)["optimizer_states"][0]["state"]
+    assert all(torch.equal(oa[i]["exp_avg_sq"], ob[i]["exp_avg_sq"]) for i in oa)
+    assert final_metrics(a) == final_metrics(b) and len(final_metrics(b)) == 1
+    assert curves(a, views) == curves(b, views)
+
+
+# The default recipe (warm-up + cosine, label smoothing) with augmentation and Dropout: every
+# source of randomness in an epoch. 8 batches an epoch, 3 epochs.
+EXACT = [
+    "model.dropout=0.2",
+    "+data.augment._target_=lazytrain.augment.Augment",
+    "+data.augment.crop_padding=2",
+    "+data.augment.flip=true",
+    "+data.augment.erasing=0.5",
+    "trainer.max_epochs=3",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_dir, tmp_path_factory) -> tuple[list[str], Path]:
+    tmp_path = tmp_path_factory.mktemp("uninterrupted")
+    overrides = [*synthetic(tmp_path, synthetic_dir), *EXACT]
+    train(tmp_path, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    return overrides, tmp_path / "run"
+
+
 @pytest.mark.slow
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, synthetic_dir):
-    # Without a schedule: one spanning the planned steps would stretch when max_epochs grows.
-    data = [*synthetic(tmp_path, synthetic_dir), "~scheduler"]
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    train(tmp_path, *data, f"hydra.run.dir={straight}", "trainer.max_epochs=2")
-    train(tmp_path, *data, f"hydra.run.dir={split}", "trainer.max_epochs=1")
-    proc = train(tmp_path, *data, f"resume={split}", "trainer.max_epochs=2")
-    assert f"resuming {split}" in proc.stdout
-    a, b = weights(straight), weights(split)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    # one run, one continuous curve, its original config untouched
-    val = read_events(split).scalars["val/acc"]
-    assert [step for step, _ in val] == [
-        step for step, _ in read_events(straight).scalars["val/acc"]
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_stop_at_a_random_step_and_resume_is_bit_identical(uninterrupted, tmp_path, sig):
+    overrides, straight = uninterrupted
+    step = random.Random(sig).randrange(9, 23)  # inside epoch 1 or 2, never at its end
+    run = tmp_path / "run"
+    proc = train(
+        tmp_path, *overrides, f"hydra.run.dir={run}", FAULT, f"+callbacks.fault.step={step}",
+        f"+callbacks.fault.signal={sig}", code=128 + signal.SIGTERM,
+    )  # fmt: skip
+    assert last(run)["global_step"] == step and step % 8  # stopped mid-epoch, state saved
+    assert "dataloader is not resumable" not in proc.stdout + proc.stderr
+    proc = train(tmp_path, f"resume={run}")  # bare: the run's own configuration
+    assert f"resuming {run} from {run / 'checkpoints' / 'last.ckpt'} (step {step})" in proc.stdout
+    assert "dataloader is not resumable" not in proc.stdout + proc.stderr
+    assert_same_run(straight, run)
+    # the resumed epoch's wall time counts the part before the interruption, not since 1970
+    epoch_seconds = [v for _, v in read_events(run).scalars["time/epoch_seconds"]]
+    assert len(epoch_seconds) == 3 and max(epoch_seconds) < 60
+
+
+def mid_write(ckpt_dir: Path) -> bool:
+    """A write replacing an existing last.ckpt is under way."""
+    return (ckpt_dir / "last.ckpt").exists() and any(ckpt_dir.glob(".last.ckpt.tmp*"))
+
+
+def kill_when(proc: subprocess.Popen, moment, timeout: float = 120.0) -> bool:
+    """SIGKILL ``proc`` as soon as ``moment()`` holds (polled every millisecond); False if the
+    process ended first."""
+    deadline = time.time() + timeout
+    while proc.poll() is None and not moment() and time.time() < deadline:
+        time.sleep(0.001)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    return alive
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_even_mid_write_loses_nothing(tmp_path):
+    """kill -9 in the middle of checkpoint writes and at random moments: every resume starts
+    from a whole checkpoint, and the run ends exactly where an uninterrupted one does."""
+    data = write_fashion_mnist(tmp_path / "fmnist", n_train=3000, n_test=256)
+    overrides = [
+        *synthetic(tmp_path, data),
+        "model.hidden=[1024,1024]",
+        "trainer.max_epochs=6",
+        "data.batch_size=128",
+        "trainer.log_every_n_steps=5",
+    ]  # fmt: skip  (checkpoints of ~30 MB, so that writes last long enough to be hit)
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    train(tmp_path, *overrides, f"hydra.run.dir={straight}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ckpt_dir = run / "checkpoints"
+    rng = random.Random(0)
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        *overrides,
+        f"hydra.run.dir={run}",
     ]
-    assert (split / ".hydra" / "overrides.yaml").read_text().count("max_epochs=1") == 1
-    assert list((split / ".hydra").glob("resumed-*/config.yaml"))
+    kills = []
+    for attempt in range(6):
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        if attempt % 2 == 0:
+            kills.append("mid-write" if kill_when(proc, lambda: mid_write(ckpt_dir)) else "ended")
+        else:  # a random moment once training is under way
+            delay = rng.uniform(0.0, 1.5)
+            started: list[float] = []
+
+            def later(delay: float = delay, started: list[float] = started) -> bool:
+                if not started and (ckpt_dir / "last.ckpt").exists():
+                    started.append(time.time())
+                return bool(started) and time.time() > started[0] + delay
+
+            kills.append("random" if kill_when(proc, later) else "ended")
+        assert last(run)["global_step"] > 0  # whatever the moment: a whole, loadable checkpoint
+        command = [sys.executable, str(ROOT / "scripts" / "train.py"), f"resume={run}"]
+    assert kills.count("mid-write") >= 2, kills
+    train(tmp_path, f"resume={run}")
+    assert last(run)["epoch"] == 5 and not list(ckpt_dir.glob(".*.tmp*"))
+    # What was logged after the last checkpoint and not yet flushed dies with the process: the
+    # epoch's weight statistics can be missing; the metrics' curves are whole.
+    assert_same_run(straight, run, views=("train/", "val/"))
+
+
+def test_a_kill_in_the_middle_of_a_write_leaves_the_old_file_whole(tmp_path):
+    target = tmp_path / "last.ckpt"
+    target.write_bytes(b"old, complete")
+    pid = os.fork()
+    if pid == 0:  # the child: half a file, then killed for real
+
+        def half(f) -> None:
+            f.write(b"new, half")
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        atomic_write(target, half)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert target.read_bytes() == b"old, complete"
+    atomic_write(target, lambda f: f.write(b"new, complete"))
+    assert target.read_bytes() == b"new, complete"
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["last.ckpt"]
 
 
 @pytest.fixture
@@ -77,16 +213,123 @@ def short_run(tmp_path, synthetic_dir) -> tuple[list[str], Path]:
     return data, run
 
 
-def test_resume_refuses_another_experiment_and_missing_runs(tmp_path, short_run):
+def snapshot(run: Path) -> dict[Path, bytes]:
+    """The run's files, but its logs and the record Hydra keeps of each command
+    (``.hydra/resumed-<time>/``, written before lazytrain runs: the refused attempt's config)."""
+    return {
+        p: p.read_bytes()
+        for p in run.rglob("*")
+        if p.is_file() and p.suffix != ".log" and "resumed-" not in p.parent.name
+    }
+
+
+def test_resume_refuses_overrides_that_change_the_run_listing_each(tmp_path, short_run):
     data, run = short_run
-    before = sorted(p.name for p in run.rglob("*"))
-    proc = run_script("train.py", *data, f"resume={run}", "model.hidden=[32]", cwd=tmp_path)
-    assert proc.returncode == 1
-    assert "ResumeError: this command's settings for model differ from the run" in proc.stdout
-    assert "trainer.max_epochs=1" in proc.stdout  # the overrides to repeat
-    assert {p for p in before} <= {p.name for p in run.rglob("*")}
-    proc = run_script("train.py", *data, f"resume={tmp_path / 'nowhere'}", cwd=tmp_path)
-    assert proc.returncode == 1 and "nothing to resume in" in proc.stdout
+    kept = snapshot(run)
+    proc = train(
+        tmp_path, f"resume={run}", "model.hidden=[32]", "optimizer.lr=0.5", "seed=3",
+        "trainer.max_epochs=3", code=1,
+    )  # fmt: skip
+    assert (
+        f"ResumeError: this command changes the run in {run}: model.hidden ([256] in the run), "
+        "optimizer.lr (0.001 in the run), seed (0 in the run)."
+    ) in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert snapshot(run) == kept and "continue with" not in (run / "train.log").read_text()
+
+
+def test_a_bare_resume_continues_any_run_with_its_own_configuration(tmp_path, synthetic_dir):
+    """Finding: a run started with optimizer=sgd crashed on resume (KeyError: 'step') and its
+    last.ckpt was overwritten with an AdamW model; trainer.limit_* overrides were dropped."""
+    run = tmp_path / "run"
+    overrides = ["optimizer=sgd", "optimizer.lr=0.05", "trainer.limit_train_batches=3"]
+    train(
+        tmp_path,
+        *synthetic(tmp_path, synthetic_dir),
+        *overrides,
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={run}",
+    )
+    train(
+        tmp_path, f"resume={run}", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0"
+    )
+    checkpoint = last(run)
+    assert checkpoint["hyper_parameters"]["optimizer"]["_target_"] == "torch.optim.SGD"
+    assert checkpoint["global_step"] == 6 and checkpoint["epoch"] == 1  # 3 batches an epoch, kept
+    assert checkpoint["run_config"]["config"]["trainer"]["max_epochs"] == 2  # what it ran with
+    assert checkpoint["run_config"]["choices"]["optimizer"] == "sgd"
+    assert read_events(run).hparams["optimizer"] == "sgd"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a checkpoint"])
+def test_a_resume_that_cannot_load_leaves_the_checkpoint_as_it_was(tmp_path, short_run, damage):
+    data, run = short_run
+    path = run / "checkpoints" / "last.ckpt"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        path.write_text("not a checkpoint")
+    kept = snapshot(run)
+    proc = train(tmp_path, f"resume={run}", code=1)
+    out = proc.stdout + proc.stderr
+    assert f"ResumeError: {path} is not a loadable checkpoint" in proc.stdout
+    assert "weights_only=False" not in out and "Traceback" not in out
+    assert snapshot(run) == kept  # no new event file, the damaged file untouched
+    assert "continue with" not in (run / "train.log").read_text()
+
+
+def test_refused_ckpt_path_leaves_no_resumable_debris(tmp_path, short_run):
+    data, run = short_run
+    source = run / "checkpoints" / "last.ckpt"
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(os.urandom(4096))
+    cases = {
+        "other-model": ([f"ckpt_path={source}", "model.hidden=[32]"], "CheckpointMismatchError: "
+                        f"{source} does not fit the configured model (net.1.weight: (256, 784) in the file, (32, 784) in the model"),
+        "other-optimizer": ([f"ckpt_path={source}", "optimizer=sgd"], "CheckpointMismatchError: "
+                            f"{source} holds the state of another optimizer than SGD"),
+        "not-a-checkpoint": ([f"ckpt_path={junk}"], f"CheckpointError: {junk} is not a loadable checkpoint"),
+    }  # fmt: skip
+    for name, (overrides, message) in cases.items():
+        new = tmp_path / name
+        proc = train(tmp_path, *data, *overrides, f"hydra.run.dir={new}", code=1)
+        out = proc.stdout + proc.stderr
+        assert message in proc.stdout, out[-2000:]
+        assert "Traceback" not in out and "weights_only=False" not in out
+        assert not (new / "checkpoints").exists() and not list(new.glob("events.*"))
+        assert "continue with" not in (new / "train.log").read_text()
+        assert message in (new / "train.log").read_text()  # says why it stopped
+
+
+def test_resume_of_a_directory_without_a_run_creates_nothing(tmp_path):
+    nowhere = tmp_path / "nowhere"
+    proc = train(tmp_path, f"resume={nowhere}", code=1)
+    assert proc.stderr.strip() == (
+        f"error: nothing to resume in {nowhere}: {nowhere}/checkpoints/last.ckpt does not exist "
+        "(nothing was created). Give the directory of a run, e.g. outputs/runs/<time>"
+    )
+    assert not nowhere.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failure_before_training_saves_nothing(cfg_factory, tmp_path):
+    """Finding: the interruption save ran for any exception, so a checkpoint that failed to
+    restore was replaced by the untrained model."""
+    model, datamodule = setup(cfg_factory())
+    ckpt_dir = tmp_path / "ckpt"
+    t = trainer(tmp_path, callbacks=[LastCheckpoint(dirpath=ckpt_dir)], enable_checkpointing=True)
+    t.fit(model, datamodule=datamodule)
+    saved = (ckpt_dir / "last.ckpt").read_bytes()
+    model, datamodule = setup(cfg_factory("optimizer=sgd"))  # restoring AdamW's state fails
+    t = trainer(
+        tmp_path,
+        callbacks=[LastCheckpoint(dirpath=ckpt_dir)],
+        enable_checkpointing=True,
+        max_epochs=2,
+    )
+    with pytest.raises(KeyError):
+        t.fit(model, datamodule=datamodule, ckpt_path=ckpt_dir / "last.ckpt", weights_only=True)
+    assert (ckpt_dir / "last.ckpt").read_bytes() == saved
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["last.ckpt"]
 
 
 @pytest.mark.slow
@@ -112,7 +355,7 @@ def test_signal_saves_last_checkpoint_and_the_run_resumes(tmp_path, synthetic_di
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert (
-        f"{'KeyboardInterrupt' if sig == signal.SIGINT else 'SIGTERMException'} at step"
+        f"{'Ctrl-C' if sig == signal.SIGINT else 'SIGTERMException'} at step"
         in (run / "train.log").read_text()
     )
     interrupted_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
@@ -170,13 +413,20 @@ def test_bad_input_is_refused_before_training_with_the_fix(overrides, message, t
     assert not list(run_dir.glob("events.*")) and not (run_dir / "checkpoints").exists()
 
 
-def test_unwritable_output_directory_is_refused(tmp_path):
+@pytest.mark.parametrize("where", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_unwritable_output_directory_is_refused_in_one_line(tmp_path, where):
     blocker = tmp_path / "a-file"
     blocker.write_text("keep me")
-    proc = run_script("train.py", f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
-    assert proc.returncode != 0
-    assert f"Not a directory: '{blocker / 'run'}'" in proc.stderr
-    assert blocker.read_text() == "keep me"
+    args = [f"{where}={blocker / 'run'}", *(["-m"] if where == "hydra.sweep.dir" else [])]
+    proc = run_script("train.py", *args, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"error: cannot write the run's outputs to {blocker / 'run'}: {blocker} is a file, not a "
+        f"directory. Set {where} to a writable directory"
+    )
+    assert blocker.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-file"
+    ]
 
 
 def test_unwritable_data_root_is_refused(tmp_path, synthetic_dir):

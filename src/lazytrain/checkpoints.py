@@ -1,12 +1,26 @@
-"""Checkpoints that survive interruptions and refuse to overwrite good weights with bad ones."""
+"""Checkpoints that survive faults: atomic writes, saves only of what was trained, and readable
+refusals of files that are not checkpoints or do not fit the model.
+
+The rule: a checkpoint is replaced only by a newer state of the same run. A write goes to a
+temporary file beside the target, is fsynced and renamed over it (a SIGKILL at any moment leaves
+the old or the new file whole); an interruption saves only what the fit loop trained past the
+last save, and only at a batch boundary; a failure before training started saves nothing.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
@@ -15,15 +29,121 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the run stops, its last good checkpoint stays."""
 
 
+class CheckpointError(ValueError):
+    """A file given as a checkpoint is not one (or not one lazytrain can load safely)."""
+
+
 class CheckpointMismatchError(RuntimeError):
-    """A checkpoint's parameters do not fit the configured model."""
+    """A checkpoint's parameters or optimizer state do not fit the configured model."""
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """``write(file)`` into a temporary file beside ``path``, fsync, rename over ``path``, fsync
+    the directory: readers (and a process killed at any moment) see the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``torch.save`` of a checkpoint, written with :func:`atomic_write` (Lightning's
+    own writer truncates the old file first: a kill mid-write leaves neither)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents, loaded with ``weights_only=True`` (no pickled code runs); a file
+    that is not a checkpoint is a :class:`CheckpointError` that says so."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise CheckpointError(f"{path} does not exist") from err
+    except Exception as err:  # also KeyError (a text file), IndexError ... from torch's reader
+        # torch's message suggests weights_only=False: never the right advice for a file from elsewhere
+        first = (str(err).strip().splitlines() or [""])[0]
+        reason = "" if "weights" in first.lower() or not first else f": {first[:120]}"
+        raise CheckpointError(
+            f"{path} is not a loadable checkpoint ({type(err).__name__}{reason}); it is truncated, "
+            "corrupted or not a lazytrain/Lightning checkpoint. It is not loaded with pickle's code "
+            "execution (weights_only=True), by design"
+        ) from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"{path} is a torch file but not a Lightning checkpoint (no state_dict)"
+        )
+    return checkpoint
+
+
+def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.LightningModule) -> None:
+    """Refuse, before anything is written, a checkpoint whose weights (or optimizer state) do
+    not fit ``module``: every key present on both sides with the same shape, and the optimizer
+    state loadable into the configured optimizer."""
+    expected = module.state_dict()
+    saved = checkpoint["state_dict"]
+    missing, unexpected = (
+        sorted(expected.keys() - saved.keys()),
+        sorted(saved.keys() - expected.keys()),
+    )
+    shapes = [
+        f"{k}: {tuple(saved[k].shape)} in the file, {tuple(v.shape)} in the model"
+        for k, v in expected.items()
+        if k in saved and tuple(saved[k].shape) != tuple(v.shape)
+    ]
+    problems = [
+        *(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" for _ in missing[:1]),
+        *(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" for _ in unexpected[:1]),
+        *shapes[:3],
+    ]  # fmt: skip
+    if problems:
+        raise CheckpointMismatchError(
+            f"{path} does not fit the configured model ({'; '.join(problems)}): give the model "
+            "config it was trained with"
+        )
+    states = checkpoint.get("optimizer_states") or []
+    if states and hasattr(module, "build_optimizer"):
+        # torch loads another optimizer's state without complaint and fails at the first step
+        # (SGD after AdamW: KeyError: 'momentum'); compare the options and the groups instead.
+        optimizer, _ = module.build_optimizer(lambda: 1)
+        saved = states[0].get("param_groups", [])
+        options = set().union(*(group.keys() for group in saved))
+        lacking = sorted(set(optimizer.defaults) - options)
+        sizes = (
+            [len(g["params"]) for g in saved],
+            [len(g["params"]) for g in optimizer.param_groups],
+        )
+        if lacking or sizes[0] != sizes[1]:
+            raise CheckpointMismatchError(
+                f"{path} holds the state of another optimizer than {type(optimizer).__name__} "
+                f"({'no ' + ', '.join(lacking) if lacking else f'parameter groups {sizes[0]}'}): "
+                "give the optimizer config it was trained with"
+            )
 
 
 class LastCheckpoint(ModelCheckpoint):
     """``checkpoints/last.ckpt``: the run's latest state, written after every epoch and when the
-    run is interrupted (Ctrl-C, SIGTERM from a scheduler, a crash), so ``resume=<run dir>``
-    continues from there — except after a non-finite loss, when the weights are garbage and the
-    last good ``last.ckpt`` must survive.
+    run is interrupted (Ctrl-C, SIGTERM from a scheduler), so ``resume=<run dir>`` continues from
+    there.
+
+    An interruption stops at the end of a batch (Ctrl-C is handled as Lightning handles SIGTERM;
+    a second Ctrl-C stops at once), so the saved weights, optimizer, schedule, batch position and
+    logger step belong together. Nothing is saved for a failure before training started,
+    for a non-finite loss, or when nothing was trained since the last save.
 
     (``ModelCheckpoint(save_last=True)`` is not enough: since Lightning 2.6 it refreshes
     ``last.ckpt`` only in epochs that also saved a top-k checkpoint.)
@@ -38,15 +158,54 @@ class LastCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
             **kwargs,
         )
+        self._saved_step: int | None = None  # None: training has not started in this process
+        self._interrupted = False
+        self._previous_sigint: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._saved_step = trainer.global_step  # what last.ckpt holds (or the start: nothing new)
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._interrupted:  # the second Ctrl-C: stop now, as Python would
+            raise KeyboardInterrupt
+        self._interrupted = True
+        log.warning("Ctrl-C: stopping after this batch (press again to stop at once)")
+        # Lightning's own SIGTERM handling stops the fit loop at the end of the batch, where the
+        # weights, optimizer, schedule, loader position and logger steps agree.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_sigint()
+
+    def _restore_sigint(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        self._saved_step = trainer.global_step
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        if isinstance(exception, NonFiniteLossError) or trainer.sanity_checking:
+        self._restore_sigint()
+        interrupted = isinstance(exception, KeyboardInterrupt | SIGTERMException)
+        if not interrupted or self._saved_step is None or trainer.sanity_checking:
             return
+        name = "Ctrl-C" if self._interrupted else type(exception).__name__
         path = Path(self.dirpath) / f"last{self.FILE_EXTENSION}"
-        trainer.save_checkpoint(path)
-        log.warning(
-            "%s at step %d: saved %s; continue with: python scripts/train.py resume=%s",
-            type(exception).__name__, trainer.global_step, path, Path(self.dirpath).parent,
-        )  # fmt: skip
+        if trainer.global_step <= self._saved_step:
+            log.warning(
+                "%s at step %d: nothing trained since %s was saved; it is left as it is",
+                name, trainer.global_step, path,
+            )  # fmt: skip
+        else:
+            self._save_checkpoint(trainer, str(path))
+            log.warning("%s at step %d: saved %s", name, trainer.global_step, path)
+        if path.is_file():
+            log.warning(
+                "continue with: python scripts/train.py resume=%s", Path(self.dirpath).parent
+            )

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -73,18 +74,55 @@ def _check_idx(path: Path, data: bytes | None = None) -> int:
                 return count
     raise DataError(
         f"{path} is not a valid Fashion-MNIST IDX file ({size} bytes"
+        + (" unpacked" if data is not None else "")
         + (f", its header promises {expected_size}" if expected_size else ", bad header")
-        + "): it is truncated or corrupted. Delete it and run again to fetch a fresh copy."
+        + "): it is truncated or corrupted."
     )
 
 
-def _unpack(src: Path, dst: Path) -> None:
-    """Decompress ``src`` (.gz) into ``dst``, checked, atomically: never a half-written file."""
+def _copies(root: str | Path, search_dirs: Sequence[str], name: str) -> list[Path]:
+    """The copies of ``name`` there are, in the order they are used: unpacked in ``root``
+    (torchvision's layout, then flat), packed in ``root`` (same), packed in each search dir."""
+    raw, flat = raw_dir(root), Path(root)
+    places = [raw / name, flat / name, raw / f"{name}.gz", flat / f"{name}.gz"]
+    places += [Path(d) / f"{name}.gz" for d in search_dirs]
+    return [p for p in dict.fromkeys(places) if p.is_file()]
+
+
+def _read_checked(path: Path) -> bytes | None:
+    """Check a copy where it is: an unpacked file's header and size, a .gz file's decompressed
+    contents (returned, to be unpacked)."""
     try:
-        data = gzip.decompress(src.read_bytes())
-    except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{src} is not a readable gzip file ({err}); replace or delete it") from err
-    _check_idx(dst, data)
+        if path.suffix != ".gz":
+            _check_idx(path)
+            return None
+        data = gzip.decompress(path.read_bytes())
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DataError(f"{path} is not a readable gzip file ({err}).") from err
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err}).") from err
+    _check_idx(path, data)
+    return data
+
+
+def _fix(copies: list[Path], root: str | Path, download: bool) -> str:
+    """What to do about a damaged ``copies[0]``, and where the next copy would come from."""
+    bad, raw = copies[0], raw_dir(root)
+    if bad.parent in (raw, Path(root)):
+        fix = "Delete it and run again"
+    else:
+        fix = f"Delete or replace it (or drop {bad.parent} from data.search_dirs) and run again"
+    if len(copies) > 1:
+        return f"{fix}: the next copy would come from {copies[1]}."
+    if download:
+        return f"{fix}: torchvision would then download a fresh copy into {raw}."
+    how = HOW_TO_GET.format(raw=raw)
+    return f"{fix}: there is no other copy and data.download is false. {how}"
+
+
+def _unpack(src: Path, dst: Path, data: bytes) -> None:
+    """Write ``src``'s checked, decompressed ``data`` to ``dst`` atomically: never a half-written
+    file."""
     tmp = dst.with_suffix(f".tmp{os.getpid()}")
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -102,37 +140,46 @@ def locate(
 ) -> Path:
     """Make sure the four unpacked IDX files are in ``raw_dir(root)`` and return that directory.
 
-    Looks in ``root`` (unpacked or .gz, torchvision's layout or flat), then in ``search_dirs``
-    (.gz, unpacked into ``root``), then lets torchvision download. Every file is size-checked.
+    Each file's first copy (see ``_copies``: ``root`` before ``search_dirs``, then torchvision's
+    download) is the one used, checked where it is found: a damaged copy is an error naming it,
+    never skipped for another one. Nothing is moved or unpacked until all four are checked, and
+    lazytrain never replaces a file in ``raw_dir(root)`` (torchvision's download, which runs only
+    when a file has no copy anywhere, rewrites all four there).
     """
     raw = raw_dir(root)
-    candidates = [raw, Path(root), *(Path(d) for d in search_dirs)]
+    chosen: dict[str, tuple[Path, bytes | None]] = {}
     missing = []
     for name in FILES:
-        if (raw / name).is_file():
-            continue
-        found = next((d / f"{name}.gz" for d in candidates if (d / f"{name}.gz").is_file()), None)
-        flat = Path(root) / name
-        if found is not None:
-            _unpack(found, raw / name)
-        elif flat.is_file():
-            _check_idx(flat)
-            raw.mkdir(parents=True, exist_ok=True)
-            os.replace(flat, raw / name)
-        else:
+        copies = _copies(root, search_dirs, name)
+        if not copies:
             missing.append(name)
+            continue
+        try:
+            chosen[name] = copies[0], _read_checked(copies[0])
+        except DataError as err:
+            raise DataError(f"{err} {_fix(copies, root, download)}") from err.__cause__
+    for name, (src, data) in chosen.items():
+        if data is not None:
+            _unpack(src, raw / name, data)
+        elif src != raw / name:  # flat: into torchvision's layout
+            raw.mkdir(parents=True, exist_ok=True)
+            os.replace(src, raw / name)
     if missing and download:
         _download(root)
-        missing = [name for name in FILES if not (raw / name).is_file()]
+        for name in missing:
+            if (raw / name).is_file():
+                try:
+                    _check_idx(raw / name)
+                except DataError as err:
+                    raise DataError(f"{err} {_fix([raw / name], root, download)}") from None
+        missing = [name for name in missing if not (raw / name).is_file()]
     if missing:
-        looked = ", ".join(str(d) for d in candidates)
+        looked = ", ".join(str(d) for d in [raw, Path(root), *(Path(d) for d in search_dirs)])
         raise DataError(
             f"Fashion-MNIST not found: missing {', '.join(missing)} (looked in {looked}"
             f"{'; download failed' if download else '; download disabled'}). "
             + HOW_TO_GET.format(raw=raw)
         )
-    for name in FILES:
-        _check_idx(raw / name)
     return raw
 
 
@@ -198,8 +245,12 @@ def split(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]
 class DeviceBatches:
     """Mini-batches gathered from tensors that already sit on the training device.
 
-    Each epoch draws its own permutation from ``seed + epoch`` (so a resumed run sees the same
-    order) and every rank takes its own stride of it (the DDP shard).
+    Each epoch draws its own permutation from ``seed + epoch`` and every rank takes its own
+    stride of it (the DDP shard). Resumable at any batch: ``state_dict()`` records the epoch,
+    how many of its batches the trainer has completed (``completed()``; the loader itself runs
+    ahead by Lightning's prefetch) and the augmentation generator's state at that batch, and the
+    next ``iter()`` continues exactly there, so an interrupted run sees the same batches as an
+    uninterrupted one (Lightning saves and restores this state with the loop's).
     """
 
     def __init__(
@@ -210,6 +261,7 @@ class DeviceBatches:
         shuffle: bool = False,
         seed: int = 0,
         epoch: Callable[[], int] = lambda: 0,
+        completed: Callable[[], int] = lambda: 0,
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
@@ -219,8 +271,11 @@ class DeviceBatches:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, epoch
+        self.completed = completed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
         self.augment = augment
+        self._generator_at: dict[int, torch.Tensor] = {}  # batch -> generator state before it
+        self._resume_at: dict[str, Any] | None = None
 
     def _indices(self, generator: torch.Generator) -> torch.Tensor:
         n = len(self.y)
@@ -234,14 +289,32 @@ class DeviceBatches:
             return per_rank // self.batch_size
         return -(-per_rank // self.batch_size)
 
+    def state_dict(self) -> dict[str, Any]:
+        done = self.completed()
+        return {"epoch": self.epoch(), "batches": done, "generator": self._generator_at.get(done)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume_at = state
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # One generator per epoch for the order and the augmentation: a resumed run replays both.
-        generator = torch.Generator().manual_seed(self.seed + self.epoch())
+        epoch, start = self.epoch(), 0
+        generator = torch.Generator().manual_seed(self.seed + epoch)
         idx = self._indices(generator)
-        for b in range(len(self)):
+        resume, self._resume_at = self._resume_at, None
+        if resume is not None and resume["epoch"] == epoch:
+            start = resume["batches"]
+            if resume["generator"] is not None:
+                generator.set_state(resume["generator"])
+        # The generator's state before each batch, for state_dict(): the last few only, as the
+        # trainer completes batches at most Lightning's prefetch behind what was yielded.
+        self._generator_at = {start: generator.get_state()} if self.augment else {}
+        for b in range(start, len(self)):
             i = idx[b * self.batch_size : (b + 1) * self.batch_size]
             # index_select: 2.5x faster than x[i] for a 256-row gather on the CPU
             x = normalize(self.x.index_select(0, i))
             if self.augment is not None:
                 x = self.augment(x, generator)
+                self._generator_at[b + 1] = generator.get_state()
+                self._generator_at.pop(b - 8, None)
             yield x, self.y.index_select(0, i)

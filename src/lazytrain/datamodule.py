@@ -75,6 +75,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             shuffle=train,
             seed=self.shuffle_seed,
             epoch=lambda: trainer.current_epoch if trainer else 0,
+            completed=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             augment=self.augment if train else None,

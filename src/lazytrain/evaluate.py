@@ -1,15 +1,18 @@
 """Evaluate a checkpoint anywhere: rebuild the lazy model from its own hyperparameters, load the
-weights with ``weights_only=True``, and report test metrics, per-class accuracy and the confusion
-matrix (printed, as a PNG, and in the run's TensorBoard)."""
+weights with ``weights_only=True`` (building only allowlisted targets: :mod:`lazytrain.trust`),
+and report test metrics, per-class accuracy and the confusion matrix (printed, as a PNG, and in
+the run's TensorBoard)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 
+from lazytrain.checkpoints import read_checkpoint
 from lazytrain.data import CLASSES
 from lazytrain.datamodule import FashionMNISTDataModule
 from lazytrain.module import LazyClassifier
@@ -54,19 +57,27 @@ class Evaluation:
         )
 
 
-def load(ckpt_path: str | Path, device: torch.device | str = "cpu") -> tuple[LazyClassifier, int]:
-    """The model a checkpoint holds, and its global step; no pickled objects are executed."""
-    model = LazyClassifier.load_from_checkpoint(ckpt_path, map_location=device, weights_only=True)
-    step = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("global_step", 0)
-    return model.eval(), int(step)
+def load(
+    ckpt_path: str | Path, device: torch.device | str = "cpu", trusted_targets: Sequence[str] = ()
+) -> tuple[LazyClassifier, int]:
+    """The model a checkpoint holds, and its global step: the file is read once, no pickled
+    objects are executed, and only allowlisted targets (plus ``trusted_targets``) are built."""
+    checkpoint = read_checkpoint(ckpt_path)
+    model = LazyClassifier.from_checkpoint(
+        checkpoint, trusted_targets, source=f"checkpoint {ckpt_path}"
+    )
+    return model.to(device).eval(), int(checkpoint.get("global_step", 0))
 
 
 def evaluate(
-    ckpt_path: str | Path, datamodule: FashionMNISTDataModule, accelerator: str = "auto"
+    ckpt_path: str | Path,
+    datamodule: FashionMNISTDataModule,
+    accelerator: str = "auto",
+    trusted_targets: Sequence[str] = (),
 ) -> Evaluation:
     """Test metrics through Lightning (the same code path as training's final test) and the
     confusion matrix from one pass over the test set."""
-    model, step = load(ckpt_path)
+    model, step = load(ckpt_path, trusted_targets=trusted_targets)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,

@@ -4,14 +4,17 @@ Materializing in ``__init__`` — not in ``setup()`` or ``configure_model()`` �
 later consumer safe: the optimizer, the model summary, loggers, ``deepcopy`` by SWA/EMA callbacks,
 ``ddp_spawn``'s pickling and DDP's wrap all see concrete parameters, and since ``apply_init`` is
 idempotent nothing is ever re-initialized. Hyperparameters are plain containers and the network is
-rebuilt from them, so checkpoints load with ``weights_only=True``.
+rebuilt from them, so checkpoints load with ``weights_only=True``; a checkpoint's targets are
+checked against an allowlist before anything is built (:mod:`lazytrain.trust`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import lightning as L
 import torch
@@ -21,9 +24,15 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from lazytrain.checkpoints import NonFiniteLossError
+from lazytrain.checkpoints import (
+    CheckpointError,
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    read_checkpoint,
+)
 from lazytrain.init import InitScheme, apply_init, uninitialized
 from lazytrain.shapes import ShapeReport
+from lazytrain.trust import check_targets
 
 
 class LazyClassifier(L.LightningModule):
@@ -54,6 +63,7 @@ class LazyClassifier(L.LightningModule):
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(2)
         )
         self._reset_epoch_sums()
+        self._restored_rng: dict[str, torch.Tensor] = {}
 
     def apply_init(self, inputs: torch.Tensor, init: InitScheme) -> ShapeReport | None:
         """Dry-run ``inputs`` through the net, check the logits' shape, apply ``init`` — once."""
@@ -67,6 +77,72 @@ class LazyClassifier(L.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path | IO[bytes],
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        *,
+        trusted_targets: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> LazyClassifier:
+        """Lightning's ``load_from_checkpoint``, safe for a checkpoint from elsewhere: the file is
+        read once with ``weights_only=True`` (:func:`read_checkpoint`) and its hyperparameters are
+        rebuilt by :meth:`from_checkpoint` (allowlisted targets only, plus ``trusted_targets``).
+        The model is built on the CPU and moved to ``map_location`` if that names a device."""
+        if weights_only is False:
+            raise ValueError("LazyClassifier checkpoints load only with weights_only=True")
+        if hparams_file is not None:
+            raise ValueError("hparams_file is not supported: give hyperparameters as keywords")
+        checkpoint = read_checkpoint(checkpoint_path)
+        model = cls.from_checkpoint(
+            checkpoint,
+            trusted_targets=trusted_targets,
+            source=f"checkpoint {checkpoint_path}",
+            strict=strict,
+            **kwargs,
+        )
+        if isinstance(map_location, str | torch.device):
+            model = model.to(map_location)
+        return model
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: dict[str, Any],
+        trusted_targets: Sequence[str] = (),
+        source: str = "the checkpoint",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> LazyClassifier:
+        """The model a loaded checkpoint describes, with its weights. Every ``_target_`` in its
+        hyperparameters is checked (:func:`lazytrain.trust.check_targets`) before anything is
+        built; ``kwargs`` override hyperparameters, as in Lightning. Weights that do not fit are a
+        :class:`CheckpointMismatchError`, a file with no hyperparameters a :class:`CheckpointError`."""
+        hparams = checkpoint.get("hyper_parameters")
+        required = ("model", "init", "optimizer")
+        if not isinstance(hparams, dict) or any(k not in {**hparams, **kwargs} for k in required):
+            raise CheckpointError(
+                f"{source} holds no model, init and optimizer hyperparameters: not a lazytrain checkpoint"
+            )
+        check_targets(hparams, trusted_targets, source)
+        names = inspect.signature(cls.__init__).parameters
+        model = cls(**{k: v for k, v in hparams.items() if k in names and k != "self"} | kwargs)
+        model.on_load_checkpoint(checkpoint)
+        try:
+            model.load_state_dict(
+                checkpoint["state_dict"], strict=model.strict_loading if strict is None else strict
+            )
+        except RuntimeError as err:
+            raise CheckpointMismatchError(
+                f"{source} does not fit the model its hyperparameters describe: "
+                + " ".join(str(err).split())
+            ) from err
+        return model
 
     def digest(self) -> str:
         """sha256 of the weights: equal digests, bit-identical models (across runs and ranks)."""
@@ -91,7 +167,36 @@ class LazyClassifier(L.LightningModule):
         return self.net(x)
 
     def on_train_epoch_start(self) -> None:
-        self._reset_epoch_sums()
+        self._reset_epoch_sums()  # (not called for an epoch resumed mid-way: the sums are loaded)
+
+    def on_train_start(self) -> None:
+        # A checkpoint is restored before the strategy moves the model to its device.
+        self._loss_sum, self._correct, self._first_bad_step = (
+            t.to(self.device) for t in (self._loss_sum, self._correct, self._first_bad_step)
+        )
+        rng, self._restored_rng = self._restored_rng, {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # This epoch's running sums so far: an epoch resumed mid-way logs the same train/*
+        # metrics as an uninterrupted one; the global RNG for the same reason (Dropout).
+        checkpoint["epoch_sums"] = {
+            "loss": self._loss_sum.cpu(), "correct": self._correct.cpu(),
+            "seen": self._seen, "first_bad_step": self._first_bad_step.cpu(),
+        }  # fmt: skip
+        checkpoint["rng"] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        sums = checkpoint.get("epoch_sums")
+        if sums is not None:
+            self._loss_sum, self._correct = sums["loss"], sums["correct"]
+            self._seen, self._first_bad_step = sums["seen"], sums["first_bad_step"]
+        self._restored_rng = checkpoint.get("rng", {})  # applied when training continues
 
     def _reset_epoch_sums(self) -> None:
         # Running sums on the device: no per-step sync, and no per-step self.log (each costs
@@ -116,7 +221,11 @@ class LazyClassifier(L.LightningModule):
             self._first_bad_step = torch.where(bad, self.global_step, self._first_bad_step)
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             self._check_finite()
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+            # sync_dist: under DDP the loss of the global batch, the same on every rank (one
+            # all-reduce every log_every_n_steps; free on one device).
+            self.log(
+                "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, sync_dist=True
+            )
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -143,7 +252,7 @@ class LazyClassifier(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._check_finite()
         for name, value in self.train_epoch_metrics().items():
-            self.log(name, value, prog_bar=name == "train/loss_epoch", sync_dist=name != "train/lr")
+            self.log(name, value, prog_bar=name == "train/loss_epoch", sync_dist=True)
 
     def _evaluate(
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, acc: MulticlassAccuracy
@@ -151,7 +260,10 @@ class LazyClassifier(L.LightningModule):
         x, y = batch
         logits = self.net(x)
         acc.update(logits, y)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), prog_bar=stage == "val")
+        # sync_dist: the mean over every rank's shard (synced once per epoch, not per step; free
+        # on one device). The accuracy is a torchmetrics Metric, which syncs itself.
+        loss = F.cross_entropy(logits, y)
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True)
         self.log(f"{stage}/acc", acc, prog_bar=stage == "val")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -161,12 +273,19 @@ class LazyClassifier(L.LightningModule):
         self._evaluate(batch, "test", self.test_acc)
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
-        optimizer, schedule = self.build_optimizer(
-            lambda: int(self.trainer.estimated_stepping_batches)
-        )
+        optimizer, schedule = self.build_optimizer(self._estimated_steps)
         if schedule is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def _estimated_steps(self) -> int:
+        steps = int(self.trainer.estimated_stepping_batches)
+        # Lightning#20550: estimating sets up the training loader before a checkpoint's loop
+        # state is restored, and fit then reuses it: the loader's saved batch position would
+        # never be loaded (a mid-epoch resume would replay the epoch from its start). Let fit
+        # set the loader up again, after the restore.
+        self.trainer.fit_loop._combined_loader = None
+        return steps
 
     def build_optimizer(
         self, total_steps: Callable[[], int]

@@ -138,6 +138,13 @@ class TensorBoardTracking(L.Callback):
         self.histograms = histograms
         self._epoch_start = 0.0
 
+    def state_dict(self) -> dict[str, float]:
+        return {"epoch_seconds": time.perf_counter() - self._epoch_start}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        # An epoch resumed mid-way (no on_train_epoch_start) counts the time it had already run.
+        self._epoch_start = time.perf_counter() - state_dict["epoch_seconds"]
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
         if trainer.current_epoch == 0 and trainer.global_rank == 0:
@@ -170,12 +177,16 @@ class TensorBoardTracking(L.Callback):
         if writer is not None:
             writer.add_scalar("time/epoch_seconds", seconds, trainer.global_step)
             log_weights(writer, pl_module, trainer.global_step, self.histograms)
+        # Callbacks run before the module's on_train_epoch_end, where it logs this epoch's
+        # training metrics: ask the module for them rather than show last epoch's, averaged over
+        # the ranks as its sync_dist logging does (a collective, so on every rank; free on one).
+        train = getattr(pl_module, "train_epoch_metrics", dict)()
+        for k, v in train.items():
+            if isinstance(v, torch.Tensor):
+                train[k] = trainer.strategy.reduce(v, reduce_op="mean")
         if trainer.global_rank == 0:
-            # Callbacks run before the module's on_train_epoch_end, where it logs this epoch's
-            # training metrics: ask the module for them rather than show last epoch's.
             metrics = {k: v for k, v in trainer.callback_metrics.items() if "step" not in k}
-            if hasattr(pl_module, "train_epoch_metrics"):
-                metrics.update(pl_module.train_epoch_metrics())
+            metrics.update(train)
             shown = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()))
             log.info(
                 "epoch %d (step %d, %.1f s): %s",

@@ -25,22 +25,22 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from lazytrain.checkpoints import CheckpointMismatchError, NonFiniteLossError
+from lazytrain.checkpoints import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    check_fits,
+)
 from lazytrain.data import DataError
 from lazytrain.datamodule import FashionMNISTDataModule
 from lazytrain.module import LazyClassifier
+from lazytrain.resume import ResumeError, RunConfig, start
+from lazytrain.run_dir import RunExistsError, check_new_run
 from lazytrain.shapes import ShapeMismatchError, count_parameters
 from lazytrain.tracking import flatten, hardware, log_hparams, tensorboard_writer
 
 log = logging.getLogger(__name__)
-
-
-class ResumeError(ValueError):
-    """``resume=<dir>`` names no resumable run, or a run with another configuration."""
-
-
-class RunExistsError(ValueError):
-    """The output directory already holds a run that this one would mix into or overwrite."""
 
 
 # Mistakes in a config or on disk: reported as one readable line, not as a traceback.
@@ -50,11 +50,10 @@ USER_ERRORS = (
     InstantiationException,
     ResumeError,
     RunExistsError,
+    CheckpointError,
     CheckpointMismatchError,
     NonFiniteLossError,
 )
-# What must match between a run and the command that resumes it.
-RESUME_KEYS = ("model", "init", "data", "seed", "sample_size")
 
 
 def route_lightning_logs() -> None:
@@ -94,51 +93,17 @@ def build_model(cfg: DictConfig, datamodule: FashionMNISTDataModule) -> LazyClas
     )
 
 
-def hparams(cfg: DictConfig, model: LazyClassifier, trainer: L.Trainer) -> dict[str, Any]:
+def hparams(
+    cfg: DictConfig, choices: dict[str, str], model: LazyClassifier, trainer: L.Trainer
+) -> dict[str, Any]:
     """The run's row in TensorBoard's HPARAMS tab: the resolved config flattened, the config
     group choices (``model: lazy_cnn``, ``init: normal``), the parameter count and the hardware
     (``scripts/compare.py`` puts the last three in its leaderboard)."""
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
-    if HydraConfig.initialized():
-        choices = HydraConfig.get().runtime.choices
-        params.update({k: v for k, v in choices.items() if not k.startswith("hydra") and v})
+    params.update(choices)
     params["params"] = count_parameters(model)
     params["hardware"] = hardware(trainer)
     return params
-
-
-def resume_checkpoint(cfg: DictConfig) -> str | None:
-    """``checkpoints/last.ckpt`` of the run ``cfg.resume`` names, after checking that this
-    command describes the same experiment (else the weights would not fit, or would silently
-    continue under another config)."""
-    if not cfg.get("resume"):
-        return cfg.get("ckpt_path")
-    run_dir = Path(cfg.resume)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise ResumeError(f"nothing to resume in {run_dir}: {last} does not exist")
-    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    differ = [k for k in RESUME_KEYS if OmegaConf.select(saved, k) != OmegaConf.select(cfg, k)]
-    if differ:
-        overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
-        raise ResumeError(
-            f"this command's settings for {', '.join(differ)} differ from the run in {run_dir}; resume it with "
-            f"its own overrides: {' '.join(overrides) or '(none)'} resume={run_dir}"
-        )
-    log.info("resuming %s from %s", run_dir, last)
-    return str(last)
-
-
-def fit(trainer: L.Trainer, model: LazyClassifier, datamodule, ckpt_path: str | None) -> None:
-    """``trainer.fit``, with a readable error for a checkpoint of another architecture."""
-    try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    except RuntimeError as err:
-        if "size mismatch" in str(err) or "Missing key" in str(err) or "Unexpected key" in str(err):
-            raise CheckpointMismatchError(
-                f"{ckpt_path} does not fit the configured model: {err}"
-            ) from err
-        raise
 
 
 @contextmanager
@@ -162,12 +127,22 @@ def run(cfg: DictConfig) -> float:
         return _run(cfg)
 
 
+def command_line() -> tuple[dict[str, str], list[str]]:
+    """This command's config-group choices and overrides (none outside a Hydra app)."""
+    if not HydraConfig.initialized():
+        return {}, []
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    return {k: v for k, v in choices.items() if v}, list(hydra_cfg.overrides.task)
+
+
 def _run(cfg: DictConfig) -> float:
     if HydraConfig.initialized():
         route_lightning_logs()
         point_ddp_children_at_this_run()
+    begin = start(cfg, *command_line())  # with resume=<dir>: the run's own configuration
+    cfg = begin.cfg
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    ckpt_path = resume_checkpoint(cfg)
     datamodule: FashionMNISTDataModule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
     log.info("initial weights sha256:%s (rank %s)", model.digest(), os.environ.get("LOCAL_RANK", 0))
@@ -177,19 +152,22 @@ def _run(cfg: DictConfig) -> float:
             list(model.shape_report.input_shape),
             model.shape_report.markdown(),
         )
+    if begin.checkpoint is not None:
+        check_fits(begin.checkpoint, begin.ckpt_path, model)
 
     output_dir = Path(cfg.output_dir)
-    exists = any(output_dir.glob("events.out.tfevents.*")) or (output_dir / "checkpoints").exists()
     # Ranks >= 1 of a DDP job join the run rank 0 is writing; only rank 0 checks.
-    if exists and not cfg.get("resume") and rank_zero_only.rank == 0:
-        raise RunExistsError(
-            f"{output_dir} already holds a run; its events and checkpoints are left as they are. "
-            f"Continue it with resume={output_dir}, or choose another hydra.run.dir / hydra.sweep.dir"
-        )
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    if not cfg.get("resume") and rank_zero_only.rank == 0:
+        check_new_run(output_dir)
+    # Continuing: TensorBoard drops what an interrupted process logged past the checkpoint.
+    purge = {"purge_step": begin.checkpoint["global_step"]} if cfg.get("resume") else {}
+    logger = instantiate(cfg.logger, **purge) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
-    fit(trainer, model, datamodule, ckpt_path)
+    callbacks.append(RunConfig(cfg, begin.choices))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, logger=logger, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
+    )
+    trainer.fit(model, datamodule=datamodule, ckpt_path=begin.ckpt_path, weights_only=True)
 
     final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     checkpoint = trainer.checkpoint_callback
@@ -198,10 +176,15 @@ def _run(cfg: DictConfig) -> float:
     final.update({k: float(v) for k, v in tested[0].items()} if tested else {})
     writer = tensorboard_writer(trainer)
     if writer is not None:
-        log_hparams(writer, hparams(cfg, model, trainer), {k: final[k] for k in sorted(final)})
+        log_hparams(
+            writer,
+            hparams(cfg, begin.choices, model, trainer),
+            {k: final[k] for k in sorted(final)},
+        )
     if hasattr(logger, "close"):
         logger.close()
-    log.info("final metrics: %s (outputs in %s)", final, output_dir)
+    if trainer.global_rank == 0:  # the metrics are synced: every rank holds the same ones
+        log.info("final metrics: %s (outputs in %s)", final, output_dir)
     if best and checkpoint.monitor == cfg.optimized_metric:  # sweepers optimize the best epoch
         final[cfg.optimized_metric] = float(checkpoint.best_model_score)
     return final.get(cfg.optimized_metric, float("nan"))

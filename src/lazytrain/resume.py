@@ -1,0 +1,127 @@
+"""``resume=<run dir>``: continue a run in place, under the configuration it was trained with.
+
+Every checkpoint carries the run's own configuration (:class:`RunConfig`), so a bare
+``resume=R`` needs no overrides repeated, whatever the run was started with, and a resume of a
+resumed run keeps what the first resume extended. The command may add overrides that only
+extend or relocate the run (:data:`EXTENDING`); any other override must agree with the run, and
+every one that does not is listed in one refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from lazytrain.checkpoints import CheckpointError, read_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Overrides a resume may add: more epochs, other hardware, the data found elsewhere, the view.
+EXTENDING = (
+    "trainer.max_epochs", "trainer.max_steps", "trainer.accelerator", "trainer.devices",
+    "trainer.num_nodes", "trainer.strategy", "data.root", "data.search_dirs", "data.download",
+    "callbacks.progress_bar", "trusted_targets",
+)  # fmt: skip
+CONFIG_KEY = "run_config"  # in the checkpoint: {"config": ..., "choices": ...}
+
+
+class ResumeError(ValueError):
+    """``resume=<dir>`` names no resumable run, or this command would change the run."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a run starts: its configuration, its config-group choices, the checkpoint to
+    continue from (``None`` for a fresh start) and that checkpoint's contents."""
+
+    cfg: DictConfig
+    choices: dict[str, str]
+    ckpt_path: str | None = None
+    checkpoint: dict[str, Any] | None = None
+
+
+class RunConfig(L.Callback):
+    """Writes the run's configuration and config-group choices into every checkpoint."""
+
+    def __init__(self, cfg: DictConfig, choices: Mapping[str, str]) -> None:
+        self.record = {
+            "config": OmegaConf.to_container(cfg, resolve=False),
+            "choices": dict(choices),
+        }
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CONFIG_KEY] = self.record
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "last.ckpt"
+
+
+def _overridden_key(override: str) -> str:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_override(override).key_or_group
+
+
+def _extends(key: str) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in EXTENDING)
+
+
+def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str]) -> Start:
+    """The configuration this command runs: its own, or with ``resume=R`` the run's, extended by
+    the command's :data:`EXTENDING` overrides. ``overrides`` are the command line's (Hydra's
+    ``overrides.task``); ``choices`` its config-group choices."""
+    if not cfg.get("resume"):
+        ckpt = cfg.get("ckpt_path")
+        return Start(cfg, dict(choices), ckpt, read_checkpoint(ckpt) if ckpt else None)
+    run_dir = Path(cfg.resume)
+    path = last_checkpoint(run_dir)
+    if not path.is_file():
+        raise ResumeError(f"nothing to resume in {run_dir}: {path} does not exist")
+    try:
+        checkpoint = read_checkpoint(path)
+    except CheckpointError as err:
+        raise ResumeError(
+            f"{err}. The run cannot be resumed from it; its other files are left as they are"
+        ) from err
+    record = checkpoint.get(CONFIG_KEY)
+    if record is None:
+        raise ResumeError(
+            f"{path} records no run configuration (made by an older lazytrain): start a new run "
+            f"from it with ckpt_path={path} and the run's overrides"
+        )
+    run_cfg = OmegaConf.create(record["config"])
+    command = OmegaConf.to_container(cfg, resolve=False)
+    differ = []
+    for override in overrides:
+        key = _overridden_key(override)
+        if key in ("resume", "ckpt_path"):
+            continue
+        if key in choices or key in record["choices"]:  # a config group: the run's own choice
+            if choices.get(key) != record["choices"].get(key):
+                differ.append(f"{key} ({record['choices'].get(key)} in the run)")
+            continue
+        ours = OmegaConf.select(OmegaConf.create(command), key, default=None)
+        if ours == OmegaConf.select(run_cfg, key, default=None):
+            continue
+        if _extends(key):
+            OmegaConf.update(run_cfg, key, ours, force_add=True)
+        else:
+            differ.append(f"{key} ({OmegaConf.select(run_cfg, key, default=None)} in the run)")
+    if differ:
+        raise ResumeError(
+            f"this command changes the run in {run_dir}: {', '.join(differ)}. A resume continues "
+            f"the run as it was; it may only add {', '.join(EXTENDING)}. Drop those overrides "
+            f"(a bare resume={run_dir} works), or start a new run"
+        )
+    run_cfg.resume, run_cfg.ckpt_path = str(run_dir), None
+    for stale in path.parent.glob(".*.tmp*"):  # half-written by a process that was killed
+        stale.unlink(missing_ok=True)
+    log.info("resuming %s from %s (step %d)", run_dir, path, checkpoint.get("global_step", 0))
+    return Start(run_cfg, dict(record["choices"]), str(path), checkpoint)

@@ -1,0 +1,25 @@
+"""Fault injection for the tests: a callback that sends this process a real signal at a chosen
+training step, so a test can interrupt a run at an exact, reproducible moment and let the
+process's own handlers (Lightning's SIGTERM, lazytrain's Ctrl-C, the kernel's SIGKILL) act.
+
+    python scripts/train.py ... +callbacks.fault._target_=tests.faults.SignalAt \
+        +callbacks.fault.step=13 +callbacks.fault.signal=SIGTERM
+"""
+
+from __future__ import annotations
+
+import os
+import signal as signals
+
+import lightning as L
+
+
+class SignalAt(L.Callback):
+    """Send ``signal`` to this process when training has completed ``step`` optimizer steps."""
+
+    def __init__(self, step: int, signal: str) -> None:
+        self.step, self.signal = step, getattr(signals, signal)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signal)
