@@ -103,7 +103,8 @@ def test_stop_at_a_random_step_and_resume_is_bit_identical(uninterrupted, tmp_pa
     )  # fmt: skip
     assert last(run)["global_step"] == step and step % 8  # stopped mid-epoch, state saved
     assert "dataloader is not resumable" not in proc.stdout + proc.stderr
-    proc = train(tmp_path, f"resume={run}")  # bare: the run's own configuration
+    # bare but for trusting the fault-injection callback the run's own config names
+    proc = train(tmp_path, f"resume={run}", "trusted_targets=[tests.faults]")
     assert f"resuming {run} from {run / 'checkpoints' / 'last.ckpt'} (step {step})" in proc.stdout
     assert "dataloader is not resumable" not in proc.stdout + proc.stderr
     assert_same_run(straight, run)
@@ -299,6 +300,29 @@ def test_refused_ckpt_path_leaves_no_resumable_debris(tmp_path, short_run):
         assert not (new / "checkpoints").exists() and not list(new.glob("events.*"))
         assert "continue with" not in (new / "train.log").read_text()
         assert message in (new / "train.log").read_text()  # says why it stopped
+
+
+@pytest.mark.parametrize(
+    "where", [("model",), ("callbacks", "tracking"), ("data", "augment")], ids=".".join
+)
+def test_resume_never_builds_what_a_checkpoints_config_names(tmp_path, short_run, where):
+    """A run directory from elsewhere is untrusted: its last.ckpt's configuration may only name
+    what the user's own config, the allowlist or trusted_targets admit."""
+    data, run = short_run
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    node = checkpoint["run_config"]["config"]
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = {"_target_": "builtins.open", "_args_": [str(victim), "w"]}
+    torch.save(checkpoint, path)
+    kept = snapshot(run)
+    proc = train(tmp_path, f"resume={run}", code=1)
+    assert "UntrustedTargetError: " in proc.stdout and "builtins.open" in proc.stdout
+    assert f"at {'.'.join(where)}" in proc.stdout and "trusted_targets=" in proc.stdout
+    assert victim.read_text() == "precious" and snapshot(run) == kept
 
 
 def test_resume_of_a_directory_without_a_run_creates_nothing(tmp_path):

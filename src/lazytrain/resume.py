@@ -19,6 +19,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.checkpoints import CheckpointError, read_checkpoint
+from lazytrain.trust import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,19 @@ def last_checkpoint(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.ckpt"
 
 
+def foreign(run: Any, own: Any) -> Any:
+    """What a run's configuration holds beyond the user's own config (``own``, composed from
+    conf/ and the command line, which is trusted): every entry equal to the user's at the same
+    path is dropped. What remains — another ``_target_``, a new interpolation — comes from the
+    checkpoint, and must pass :func:`lazytrain.trust.check_targets`."""
+    if isinstance(run, dict):
+        mine = own if isinstance(own, dict) else {}
+        return {k: foreign(v, mine.get(k)) for k, v in run.items() if k not in mine or v != mine[k]}
+    if isinstance(run, list) and isinstance(own, list) and len(run) == len(own):
+        return [foreign(r, o) for r, o in zip(run, own, strict=True)]
+    return run
+
+
 def _overridden_key(override: str) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -96,8 +110,11 @@ def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str])
             f"{path} records no run configuration (made by an older lazytrain): start a new run "
             f"from it with ckpt_path={path} and the run's overrides"
         )
-    run_cfg = OmegaConf.create(record["config"])
     command = OmegaConf.to_container(cfg, resolve=False)
+    # The checkpoint names the callables the run is rebuilt from: only the user's own, the
+    # allowlist and the command's trusted_targets (never the run's own list) are built.
+    check_targets(foreign(record["config"], command), cfg.get("trusted_targets") or (), str(path))
+    run_cfg = OmegaConf.create(record["config"])
     differ = []
     for override in overrides:
         key = _overridden_key(override)
@@ -121,6 +138,7 @@ def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str])
             f"(a bare resume={run_dir} works), or start a new run"
         )
     run_cfg.resume, run_cfg.ckpt_path = str(run_dir), None
+    run_cfg.trusted_targets = cfg.get("trusted_targets") or []  # the command's, not the file's
     for stale in path.parent.glob(".*.tmp*"):  # half-written by a process that was killed
         stale.unlink(missing_ok=True)
     log.info("resuming %s from %s (step %d)", run_dir, path, checkpoint.get("global_step", 0))

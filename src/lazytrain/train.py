@@ -39,6 +39,7 @@ from lazytrain.resume import ResumeError, RunConfig, start
 from lazytrain.run_dir import RunExistsError, check_new_run
 from lazytrain.shapes import ShapeMismatchError, count_parameters
 from lazytrain.tracking import flatten, hardware, log_hparams, tensorboard_writer
+from lazytrain.trust import UntrustedTargetError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ USER_ERRORS = (
     CheckpointError,
     CheckpointMismatchError,
     NonFiniteLossError,
+    UntrustedTargetError,
 )
 
 
