@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from lazytrain.console import quiet
 from lazytrain.data import raw_dir
 from lazytrain.train import build_model, run
 
@@ -144,9 +145,7 @@ def startup_seconds(args, out: Path) -> float:
          "trainer.limit_test_batches=0", f"trainer.accelerator={args.device}"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    match = re.search(
-        r"first training step ([\d.]+) s after process start", proc.stdout + proc.stderr
-    )
+    match = re.search(r"first training step ([\d.]+) s after job start", proc.stdout + proc.stderr)
     if match is None:
         raise RuntimeError("train.py did not log its first training step:\n" + proc.stdout[-2000:])
     return float(match.group(1))
@@ -214,6 +213,7 @@ def main() -> None:
     parser.add_argument("--startup-runs", type=int, default=3)
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
+    quiet()
     if not (raw_dir(args.data_root) / "train-images-idx3-ubyte").is_file():
         from lazytrain.data import locate
 

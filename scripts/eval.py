@@ -18,6 +18,9 @@ CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def main(overrides: list[str]) -> None:
+    from lazytrain.console import quiet
+
+    quiet()
     with initialize_config_dir(CONF, version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, "output_dir=."])
     if not cfg.ckpt_path or not Path(cfg.ckpt_path).is_file():

@@ -16,6 +16,7 @@ class Events:
     texts: dict[str, str]
     hparams: dict[str, object]
     hparam_metrics: list[str]
+    hparam_names: list[str]  # in the experiment summary's order: TensorBoard's column order
 
 
 def read_events(run_dir: Path) -> Events:
@@ -31,6 +32,7 @@ def read_events(run_dir: Path) -> Events:
     }
     hparams: dict[str, object] = {}
     metrics: list[str] = []
+    names: list[str] = []
     try:
         hparam_contents = ea.PluginTagToContent("hparams")
     except KeyError:  # an interrupted run has no hparams summary yet
@@ -42,4 +44,5 @@ def read_events(run_dir: Path) -> Events:
                 hparams[key] = getattr(value, value.WhichOneof("kind"))
         if tag.endswith("experiment"):
             metrics = [m.name.tag for m in data.experiment.metric_infos]
-    return Events(scalars, histograms, texts, hparams, metrics)
+            names = [h.name for h in data.experiment.hparam_infos]
+    return Events(scalars, histograms, texts, hparams, metrics, names)

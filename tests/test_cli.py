@@ -58,12 +58,18 @@ def test_train_log_holds_lightning_lines_too(mlp_run):
 def test_scalars_reach_tensorboard(mlp_run):
     events = read_events(mlp_run)
     s = events.scalars
-    assert [step for step, _ in s["train/loss_step"]] == [3, 7, 11, 15]
-    assert [step for step, _ in s["train/loss_epoch"]] == [7, 15]
-    for tag in ("train/acc", "val/loss", "val/acc"):
-        assert len(s[tag]) == 2, tag
+    # Every point at the optimizer steps taken when it was measured: the epoch's metrics, the
+    # validation and the weight statistics of one moment at the same step; no `epoch` staircase.
+    assert [step for step, _ in s["train/loss_step"]] == [4, 8, 12, 16]
+    for tag in ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "weights/1.weight/std"):
+        assert [step for step, _ in s[tag]] == [8, 16] or tag.startswith("weights"), tag
+    assert [step for step, _ in s["weights/1.weight/std"]] == [0, 8, 16]
+    assert "epoch" not in s
     assert len(s["test/loss"]) == len(s["test/acc"]) == 1
-    assert [step for step, _ in s["train/lr"]] == [7, 15]
+    # the learning rate where it is applied: warm-up, then the cosine decay to 0
+    lr = [value for _, value in s["train/lr"]]
+    assert [step for step, _ in s["train/lr"]] == [4, 8, 12, 16]
+    assert lr[0] > lr[1] > lr[2] > lr[3] >= 0.0
     assert 0.5 < s["test/acc"][0][1] <= 1.0  # 16 AdamW steps on the real data already learn
 
 
@@ -83,12 +89,21 @@ def test_histograms_at_step_zero_are_the_initial_weights(mlp_run):
         assert steps == [0, 8, 16]
 
 
-def test_hparams_hold_the_resolved_config_and_final_metrics(mlp_run):
+def test_hparams_row_holds_what_defines_the_experiment_in_order(mlp_run):
     events = read_events(mlp_run)
     h = events.hparams
     assert h["model"] == "lazy_mlp" and h["init"] == "xavier"
     assert h["model.hidden"] == "[256]" and h["optimizer.lr"] == 0.001
     assert h["params"] == 203530
+    assert list(events.hparam_names)[:10] == [
+        "model", "init", "optimizer", "scheduler", "optimizer.lr", "optimizer.weight_decay",
+        "data.batch_size", "trainer.max_epochs", "seed", "data",
+    ]  # fmt: skip
+    assert list(events.hparam_names)[-2:] == ["params", "hardware"]
+    plumbing = [
+        k for k in h if "_target_" in k or "_partial_" in k or k.startswith(("callbacks", "logger"))
+    ]
+    assert not plumbing and "data.root" not in h and "trainer.default_root_dir" not in h
     assert set(events.hparam_metrics) >= {"val/acc", "val/loss", "test/acc", "test/loss"}
     assert "hp_metric" not in events.scalars
 

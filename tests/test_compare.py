@@ -7,6 +7,7 @@ import csv
 import os
 import re
 import statistics
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,27 @@ import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from matplotlib.image import imread
+from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from lazytrain.compare import FAILED, FINISHED, INCOMPLETE, compare, find_runs, group_runs
+from lazytrain.compare import (
+    FAILED,
+    FINISHED,
+    INCOMPLETE,
+    LEGEND_LINES,
+    LEGEND_WIDTH,
+    Group,
+    Run,
+    compare,
+    figure,
+    find_runs,
+    group_runs,
+    label_overrides,
+    shorten,
+)
 from lazytrain.tracking import log_hparams
 
-from .conftest import CONF, run_script
+from .conftest import CONF, copy_tree, run_script
 from .tensorboard_events import read_events
 from .test_cli import FEW_BATCHES
 
@@ -43,13 +59,17 @@ def fake_run(
     params: int = 1000,
     name: str | None = None,
     hardware: str = "CPU, 2 cores",
-) -> None:
-    """A run directory as train.py leaves it: overrides, val/acc and time per epoch (a slow first
-    epoch), test/acc and the hparams row at the end."""
+    config: str | None = None,
+) -> Path:
+    """A run directory as train.py leaves it: overrides (and the saved config, YAML), val/acc
+    and time per epoch (a slow first epoch), test/acc and the hparams row at the end."""
     run_dir = root / (name or ",".join(sorted(overrides or [])))
     if overrides is not None:
         (run_dir / ".hydra").mkdir(parents=True)
         (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if config is not None:
+        (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+        (run_dir / ".hydra" / "config.yaml").write_text(config)
     with SummaryWriter(run_dir) as writer:
         for epoch, acc in enumerate(val, 1):
             writer.add_scalar("val/acc", acc, 10 * epoch)
@@ -59,6 +79,7 @@ def fake_run(
             model = next((o.split("=")[1] for o in overrides or [] if o.startswith("model=")), None)
             row = {"params": params, "hardware": hardware} | ({"model": model} if model else {})
             log_hparams(writer, row, {"test/acc": test})
+    return run_dir
 
 
 def failed_run(root: Path, name: str, overrides: list[str], *errors: str) -> None:
@@ -174,7 +195,8 @@ def test_leaderboard_csv_and_plot(sweep, tmp_path_factory):
 
     png = out / "compare.png"
     assert png.read_bytes()[:8] == PNG_SIGNATURE
-    assert imread(png).shape[:2] == (600, 960)  # 8 x 5 inches at 120 dpi
+    height, width = imread(png).shape[:2]
+    assert height == 600 and width > 960  # 8 x 5 inches at 120 dpi, and the legend on the right
     assert not (sweep / "leaderboard.csv").exists()  # --out, not the sweep, got the files
 
 
@@ -186,6 +208,155 @@ def test_cli_prints_the_leaderboard_and_fails_on_an_empty_dir(sweep, tmp_path_fa
     empty = tmp_path_factory.mktemp("empty")
     proc = run_script("compare.py", str(empty), cwd=empty)
     assert proc.returncode == 1 and f"error: no runs under {empty}" in proc.stderr
+
+
+def labels_name_exactly_what_is_not_common(groups: list[Group], common: list[str]) -> None:
+    """Unique labels; each is the overrides (but seed and paths) its runs share, less the
+    common ones; groups of runs whose overrides differ are one configuration (asserted by the
+    callers)."""
+    assert len({g.label for g in groups}) == len(groups), [g.label for g in groups]
+    for g in groups:
+        shared = set.intersection(*(label_overrides(r) for r in g.runs)) - set(common)
+        assert g.label.split(" [")[0] in (
+            ",".join(sorted(shared, key=lambda o: (o.split("=")[0], o))),
+            "(defaults)" if not shared and not common else "(common overrides only)",
+        )
+
+
+# The issue's mix: a grid_seeds sweep cut to 2 epochs, and two runs made by hand.
+GRID = [
+    [f"model={m}", f"init={i}", f"seed={s}", "experiment=grid_seeds", "trainer.max_epochs=2"]
+    for m in ("lazy_mlp", "lazy_cnn")
+    for i in ("xavier", "normal")
+    for s in (0, 1)
+]
+BY_HAND = [["model=lazy_cnn", "init=normal", "init.std=0.05"], ["optimizer=sgd"]]
+
+
+def test_common_means_every_run_and_labels_tell_configurations_apart():
+    runs = [Run(",".join(o), FINISHED, o, test_acc=0.5) for o in GRID + BY_HAND]
+    groups, common = group_runs(runs)
+    assert common == []  # init.std=0.05 and optimizer=sgd were one run's only: not common
+    assert sorted(g.label for g in groups) == [
+        "experiment=grid_seeds,init=normal,model=lazy_cnn,trainer.max_epochs=2",
+        "experiment=grid_seeds,init=normal,model=lazy_mlp,trainer.max_epochs=2",
+        "experiment=grid_seeds,init=xavier,model=lazy_cnn,trainer.max_epochs=2",
+        "experiment=grid_seeds,init=xavier,model=lazy_mlp,trainer.max_epochs=2",
+        "init=normal,init.std=0.05,model=lazy_cnn",  # by key: init's choice before init.std
+        "optimizer=sgd",
+    ]
+    assert sorted(g.n for g in groups) == [1, 1, 2, 2, 2, 2]  # the sweep's two seeds each
+    labels_name_exactly_what_is_not_common(groups, common)
+
+    shared = ["data.root=/data", "trainer.max_epochs=2"]  # where every run has them, they are
+    runs = [Run(str(i), FINISHED, [*o, *shared]) for i, o in enumerate(BY_HAND + [["seed=1"]])]
+    groups, common = group_runs(runs)
+    assert common == shared
+    assert sorted(g.label for g in groups) == [
+        "(common overrides only)", "init=normal,init.std=0.05,model=lazy_cnn", "optimizer=sgd",
+    ]  # fmt: skip
+
+
+def composed(*overrides: str) -> str:
+    """conf/train.yaml composed with these overrides, saved as Hydra saves .hydra/config.yaml."""
+    with initialize_config_dir(CONF, version_base="1.3"):
+        return OmegaConf.to_yaml(compose("train", overrides=list(overrides)))
+
+
+def test_runs_of_one_configuration_are_one_group_whatever_their_overrides(tmp_path):
+    """init=xavier is the default: no override, init=xavier, another seed or data root are one
+    configuration (the saved configs agree but for seed and paths); init=normal is not."""
+    defaults, normal = composed(), composed("init=normal")
+    fake_run(tmp_path, [], [0.80], 0.80, name="a", config=defaults)
+    fake_run(tmp_path, ["seed=1"], [0.82], 0.82, name="b", config=composed("seed=1"))
+    xavier = composed("init=xavier", "data.root=/elsewhere", "output_dir=/x")
+    fake_run(
+        tmp_path, ["init=xavier", "data.root=/elsewhere"], [0.84], 0.84, name="c", config=xavier
+    )
+    fake_run(tmp_path, ["init=normal"], [0.7], 0.7, name="d", config=normal)
+    fake_run(
+        tmp_path,
+        ["init=normal", "seed=3"],
+        [0.7],
+        0.72,
+        name="e",
+        config=composed("init=normal", "seed=3"),
+    )
+    runs = find_runs(tmp_path)
+    groups, common = group_runs(runs)
+    assert common == []
+    assert [(g.label, [r.name for r in g.runs]) for g in groups] == [
+        ("(defaults)", ["a", "b", "c"]), ("init=normal", ["d", "e"]),
+    ]  # fmt: skip
+    assert groups[0].test_acc == pytest.approx((0.82, 0.02))
+    labels_name_exactly_what_is_not_common(groups, common)
+    text = compare(tmp_path)
+    assert "the same configuration (`.hydra/config.yaml` less seed and paths" in text
+
+
+def test_same_overrides_on_different_configurations_get_different_labels(tmp_path):
+    """conf/ edited between two runs of model=lazy_cnn, and one run without a saved config:
+    three configurations, three labels, none of them a bare model=lazy_cnn shared by two."""
+    cnn = composed("model=lazy_cnn")
+    wider = cnn.replace("  channels:\n  - 6\n  - 16\n", "  channels:\n  - 8\n  - 32\n")
+    assert wider != cnn
+    for name, config in (("old", cnn), ("new", wider), ("copied", None)):
+        fake_run(tmp_path, ["model=lazy_cnn"], [0.8], 0.8, name=name, config=config)
+    fake_run(tmp_path, ["model=lazy_mlp"], [0.8], 0.8, name="mlp", config=composed())
+    groups, _ = group_runs(find_runs(tmp_path))
+    assert sorted(g.label for g in groups) == [
+        "model=lazy_cnn [copied]",
+        "model=lazy_cnn [model.channels=[6, 16]]",
+        "model=lazy_cnn [model.channels=[8, 32]]",
+        "model=lazy_mlp",
+    ]
+
+
+def test_symlinked_runs_are_read_once_and_links_do_not_loop(tmp_path):
+    root, elsewhere = tmp_path / "outputs", tmp_path / "elsewhere"
+    fake_run(root / "multirun" / "sweep", ["seed=0"], [0.8], 0.8)
+    fake_run(elsewhere, ["seed=1"], [0.9], 0.9)
+    (root / "linked").symlink_to(elsewhere / "seed=1")  # a run kept elsewhere, linked in
+    (root / "latest").symlink_to(root / "multirun" / "sweep")  # the same sweep a second way
+    (root / "multirun" / "up").symlink_to(root)  # a loop
+    (root / "dangling").symlink_to(tmp_path / "gone")
+    names = ["linked", "multirun/sweep/seed=0"]  # a run reachable twice keeps its real path
+    assert [r.name for r in find_runs(root)] == names
+    (tmp_path / "outputs-link").symlink_to(root)  # the directory given is a link itself
+    assert [r.name for r in find_runs(tmp_path / "outputs-link")] == names
+
+
+def test_shortened_labels_fit_and_stay_apart_in_the_legend():
+    label = "model=lazy_cnn,init=normal,init.std=0.05,optimizer.lr=0.003,ckpt_path=" + "/x" * 40
+    short = shorten(label)
+    assert short == (
+        "model=lazy_cnn,init=normal,\n"
+        "init.std=0.05,optimizer.lr=0.003,\n"
+        "ckpt_path=/x/x/x/x/…/x/x/x/x/x/x/x/x/x/x"
+    )  # lines of 40 characters at most; the path keeps its start and end
+    assert shorten("a=$1") == r"a=\$1"  # no mathtext
+    long = ",".join(f"optimizer.param{i}={i}" for i in range(20))
+    lines = shorten(long).splitlines()
+    assert len(lines) == LEGEND_LINES and lines[-1].endswith("…")
+    assert all(len(line) <= LEGEND_WIDTH for line in lines)
+
+    curve = [0.5, 0.6, 0.7]
+    groups = [
+        Group((str(i),), f"{long},optimizer.lr={i}", [Run(str(i), FINISHED, val_acc=curve)])
+        for i in range(24)
+    ]  # 24 labels that only differ past what the legend shows
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = figure(groups)
+        fig.canvas.draw()
+    assert not [str(w.message) for w in caught]  # e.g. "constrained_layout not applied"
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(set(texts)) == 24 and texts[0].startswith("1. optimizer.param0=0,")
+    ax = fig.axes[0].get_window_extent()
+    legend = fig.legends[0].get_window_extent()
+    assert ax.width / fig.dpi >= 5 and ax.height / fig.dpi >= 3.5  # not squashed
+    assert legend.x0 >= ax.x1 and legend.y0 >= 0  # outside the axes, inside the figure
+    assert legend.x1 <= fig.bbox.width and legend.y1 <= fig.bbox.height
 
 
 def hydra_config(*overrides: str):
@@ -267,6 +438,77 @@ def test_compare_a_real_sweep(real_sweep, tmp_path):
     means = [float(rows[f"{g},seed=0"]["group_test_acc_mean"]) for _, g in ranked[:2]]
     assert means == sorted(means, reverse=True)
     assert (tmp_path / "compare.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def real_run(data_root: Path, run_dir: Path, *overrides: str) -> Path:
+    """``train.py`` (a single run) on real Fashion-MNIST for a few batches into ``run_dir``."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    proc = run_script(
+        "train.py", *overrides, f"data.root={data_root}", f"hydra.run.dir={run_dir}",
+        *FEW_BATCHES, cwd=run_dir.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_compare_sweeps_and_single_runs_mixed(real_data_root, real_sweep, tmp_path):
+    """outputs/ as a user has it: a sweep (2 models x 2 seeds, a crashed job), two runs by hand
+    with other overrides, one of them kept elsewhere and linked in, the sweep linked twice."""
+    outputs = tmp_path / "outputs"
+    copy_tree(real_sweep, outputs / "multirun" / "sweep")
+    real_run(real_data_root, outputs / "runs" / "std", "init=normal", "init.std=0.05")
+    real_run(real_data_root, tmp_path / "elsewhere" / "sgd", "optimizer=sgd")
+    (outputs / "sgd").symlink_to(tmp_path / "elsewhere" / "sgd")
+    (outputs / "latest").symlink_to(outputs / "multirun" / "sweep")
+    (outputs / "multirun" / "sweep" / "up").symlink_to(outputs)
+
+    runs = find_runs(outputs)
+    sweep = [
+        f"multirun/sweep/model={m},seed={s}"
+        for m in ("bad", "lazy_cnn", "lazy_mlp")
+        for s in (0, 1)
+    ]
+    assert [r.name for r in runs] == [*sweep[:1], *sweep[2:], "runs/std", "sgd"]  # each once
+    groups, common = group_runs(runs)
+    # data.root is on every run but the crashed one, which failed_run made without it
+    assert (
+        common == sorted(FEW_BATCHES) == sorted(set.intersection(*(set(r.overrides) for r in runs)))
+    )
+    assert {g.label: [r.name for r in g.runs] for g in groups} == {
+        "model=lazy_mlp": sweep[4:],
+        "model=lazy_cnn": sweep[2:4],
+        "init=normal,init.std=0.05": ["runs/std"],
+        "optimizer=sgd": ["sgd"],
+        "model=bad": sweep[:1],
+    }
+    labels_name_exactly_what_is_not_common(groups, common)
+    # three configurations of lazy_mlp: their saved configs differ (init, optimizer)
+    configs = {g.label: g.config for g in groups}
+    assert configs["init=normal,init.std=0.05"]["init.std"] == 0.05
+    assert configs["optimizer=sgd"]["optimizer._target_"] == "torch.optim.SGD"
+    assert (
+        len(
+            {
+                str(configs[k])
+                for k in ("model=lazy_mlp", "init=normal,init.std=0.05", "optimizer=sgd")
+            }
+        )
+        == 3
+    )
+
+    out = tmp_path / "report"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = compare(outputs, out)
+    assert not [str(w.message) for w in caught if "layout" in str(w.message)]
+    assert ": 7 runs (6 finished, 1 failed)" in text
+    assert "Common overrides: " + " ".join(f"`{o}`" for o in sorted(FEW_BATCHES)) in text
+    assert "| sgd | finished |" in text and "| runs/std | finished |" in text
+    with (out / "leaderboard.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["run"] for r in rows) == sorted(r.name for r in runs)
+    assert imread(out / "compare.png").shape[0] == 600  # the legend fits beside the axes
 
 
 @pytest.mark.slow

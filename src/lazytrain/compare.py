@@ -1,30 +1,49 @@
-"""Compare runs: read every run's TensorBoard events under a directory, group runs that differ
-only in ``seed``, rank the groups, and write a markdown leaderboard, a CSV and a plot.
+"""Compare runs: read every run's TensorBoard events under a directory, group the runs of one
+configuration (its seeds and repeats), rank the groups, and write a markdown leaderboard, a CSV
+and a plot.
 
 TensorBoard shows curves, but not "which config wins, by how much, over how many seeds", nor
 which jobs of a sweep crashed before they wrote anything. Runs are read as TensorBoard reads
-them (``EventAccumulator``), so this works on any directory TensorBoard would show, while a
-sweep is still running too.
+them (``EventAccumulator``, symlinked directories followed), so this works on any directory
+TensorBoard would show, while a sweep is still running too.
+
+Two runs are one configuration when their saved configurations (``.hydra/config.yaml``) agree
+but for :data:`NOT_CONFIGURATION` (seed, paths, display): ``init=xavier`` (the default) and no
+override are the same. Labels are made of overrides: a group's label is the overrides its runs
+share, less those every run shares (listed once); two groups never share a label.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 FINISHED, INCOMPLETE, FAILED = "finished", "running/incomplete", "failed"
 EVENTS_GLOB = "events.out.tfevents.*"
 # Hydra's job log format: "[2024-05-01 12:00:00,123][lazytrain.train][ERROR] - message"
 ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")
+# Config keys (and everything under them) that do not change what a run trains: the seed (a
+# group's runs are its seeds), where its files and data are, how it is shown. Left out when runs
+# are compared, and out of labels.
+NOT_CONFIGURATION = (
+    "seed", "output_dir", "resume", "data.root", "data.search_dirs", "data.download",
+    "trusted_targets", "optimized_metric", "callbacks.progress_bar",
+)  # fmt: skip
 
 
 @dataclass
@@ -34,6 +53,8 @@ class Run:
     name: str
     status: str
     overrides: list[str] | None = None  # None: no .hydra/overrides.yaml
+    # .hydra/config.yaml flattened to dotted keys, less NOT_CONFIGURATION; None: none saved
+    config: dict[str, object] | None = None
     model: str | None = None  # the model config chosen (hparams, written at the end of a run)
     hardware: str | None = None  # "NVIDIA H100 80GB HBM3", "CPU, 2 cores" (ditto)
     params: int | None = None
@@ -48,11 +69,15 @@ class Run:
 
 @dataclass
 class Group:
-    """Runs whose overrides are equal but for ``seed``; statistics over the finished ones."""
+    """The runs of one configuration (seeds, repeats); statistics over the finished ones."""
 
     key: tuple[str, ...]
     label: str
     runs: list[Run]
+
+    @property
+    def config(self) -> dict[str, object] | None:
+        return self.runs[0].config
 
     @property
     def finished(self) -> list[Run]:
@@ -102,10 +127,38 @@ def last_error(log_file: Path) -> str:
 
 
 def read_overrides(run_dir: Path) -> list[str] | None:
+    """The run's own command-line overrides (a resume's are in ``.hydra/resumed-*/``)."""
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return None
     return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+
+
+def configuration_key(key: str) -> bool:
+    """Whether a dotted config key (or an override's key) is part of a run's configuration."""
+    key = key.lstrip("+~")
+    return not any(key == k or key.startswith(k + ".") for k in NOT_CONFIGURATION)
+
+
+def flatten(node: object, prefix: str = "") -> Iterator[tuple[str, object]]:
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from flatten(v, f"{prefix}{k}.")
+    else:
+        yield prefix[:-1], node
+
+
+def read_config(run_dir: Path) -> dict[str, object] | None:
+    """The configuration the run was started with (``.hydra/config.yaml``; a resume keeps it),
+    as ``{"init.std": 0.05, ...}`` less :data:`NOT_CONFIGURATION`; ``None`` if unreadable."""
+    path = run_dir / ".hydra" / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    return {k: v for k, v in flatten(config) if configuration_key(k)}
 
 
 def read_hparams(ea: EventAccumulator) -> dict[str, float | str]:
@@ -145,6 +198,7 @@ def read_run(run_dir: Path, name: str) -> Run:
         name=name,
         status=status,
         overrides=read_overrides(run_dir),
+        config=read_config(run_dir),
         model=hparams.get("model"),
         hardware=hparams.get("hardware"),
         params=None if params is None else int(params),
@@ -158,26 +212,110 @@ def read_run(run_dir: Path, name: str) -> Run:
     )
 
 
+def walk_dirs(root: Path) -> list[Path]:
+    """``root`` and every directory under it, symlinks followed as TensorBoard follows them, but
+    each real directory once: under its real path where it has one below ``root``, else under
+    the first link that reaches it (so a link to an ancestor cannot loop)."""
+    seen: set[str] = set()
+    found: list[Path] = []
+    tops = [root]
+    while tops:
+        links: list[Path] = []
+        for top in tops:
+            for current, dirnames, _ in os.walk(top):  # does not descend into links: see below
+                if os.path.realpath(current) in seen:
+                    dirnames.clear()
+                    continue
+                seen.add(os.path.realpath(current))
+                found.append(Path(current))
+                dirnames.sort()
+                links += [Path(current, d) for d in dirnames if os.path.islink(Path(current, d))]
+        tops = links  # walked after every real directory, level by level
+    return sorted(found)
+
+
 def find_runs(root: Path) -> list[Run]:
     """Every run under ``root``: a directory with an event file, or a Hydra job directory
     (``.hydra/`` and ``train.log``) without one, i.e. a job that died before training."""
     root = Path(root)
     runs = []
-    for directory in sorted({root, *(p for p in root.rglob("*") if p.is_dir())}):
+    for directory in walk_dirs(root):
         name = root.name if directory == root else directory.relative_to(root).as_posix()
         if any(directory.glob(EVENTS_GLOB)):
             runs.append(read_run(directory, name))
         elif (directory / ".hydra").is_dir() and (directory / "train.log").is_file():
             note = last_error(directory / "train.log") or "no events, no ERROR line in train.log"
-            runs.append(Run(name, FAILED, read_overrides(directory), note=note))
+            overrides, config = read_overrides(directory), read_config(directory)
+            runs.append(Run(name, FAILED, overrides, config, note=note))
     return runs
 
 
+def override_key(override: str) -> str:
+    return override.lstrip("+~").split("=")[0]
+
+
+def label_overrides(run: Run) -> set[str]:
+    """The overrides that name the run's configuration: not ``seed``, not paths."""
+    return {o for o in run.overrides or [] if configuration_key(override_key(o))}
+
+
 def group_key(run: Run) -> tuple[str, ...]:
-    """The overrides minus ``seed=...``; a run without overrides.yaml is a group of its own."""
+    """What makes two runs one configuration: the saved configuration where there is one, else
+    the overrides (less seed and paths); a run with neither is a group of its own."""
+    if run.config is not None:
+        return ("config", json.dumps(run.config, sort_keys=True, default=str))
     if run.overrides is None:
-        return (run.name,)
-    return tuple(sorted(o for o in run.overrides if o.lstrip("+~").split("=")[0] != "seed"))
+        return ("run", run.name)
+    return ("overrides", *sorted(label_overrides(run)))
+
+
+def ordered(overrides: set[str]) -> list[str]:
+    """By key, so that a config group's choice comes before its fields: ``init=normal``,
+    ``init.std=0.05``."""
+    return sorted(overrides, key=lambda o: (override_key(o), o))
+
+
+def join(overrides: set[str]) -> str:
+    return ",".join(ordered(overrides))
+
+
+def config_value(config: dict[str, object], key: str) -> str:
+    if key not in config:
+        return "(absent)"
+    v = config[key]
+    return v if isinstance(v, str) else json.dumps(v, default=str)
+
+
+def unique_labels(groups: Sequence[Group]) -> None:
+    """Make the labels unique, in place. Groups that would share a label are different
+    configurations whose overrides do not tell them apart (their conf/ files changed between
+    runs, or some runs saved no ``.hydra/config.yaml``): each gets the config values that differ
+    between them, and where those are not known, its first run's directory."""
+    by_label: dict[str, list[Group]] = {}
+    for g in groups:
+        by_label.setdefault(g.label, []).append(g)
+    for label, same in by_label.items():
+        if len(same) < 2:
+            continue
+        configs = [g.config for g in same if g.config is not None]
+        keys = sorted({k for c in configs for k in c})
+        differ = [k for k in keys if len({config_value(c, k) for c in configs}) > 1]
+        for g in same:
+            if g.config is not None and differ:
+                g.label = (
+                    f"{label} [{', '.join(f'{k}={config_value(g.config, k)}' for k in differ)}]"
+                )
+            elif g.config is None:
+                g.label = f"{label} [{min(r.name for r in g.runs)}]"
+    while True:  # ends: run names are unique, each pass tells the groups that collide apart
+        counts: dict[str, int] = {}
+        for g in groups:
+            counts[g.label] = counts.get(g.label, 0) + 1
+        if all(n == 1 for n in counts.values()):
+            return
+        for g in groups:
+            if counts[g.label] > 1:
+                g.label += f" [{min(r.name for r in g.runs)}]"
 
 
 def sort_key(group: Group) -> tuple[float, float, str]:
@@ -189,26 +327,35 @@ def sort_key(group: Group) -> tuple[float, float, str]:
     )
 
 
-def group_runs(runs: Sequence[Run]) -> tuple[list[Group], list[str]]:
-    """Groups over seeds, best mean test/acc first, and the overrides all runs agree on.
+def common_overrides(runs: Sequence[Run]) -> list[str]:
+    """The overrides every run has (every run with ``.hydra/overrides.yaml``)."""
+    known = [set(r.overrides) for r in runs if r.overrides is not None]
+    return ordered(set.intersection(*known)) if known else []
 
-    Labels name only what differs between groups (``init=normal,model=lazy_cnn``); an override
-    whose key has one value wherever it is set (data paths, epochs) is returned once instead of
-    repeated on every row.
+
+def group_runs(runs: Sequence[Run]) -> tuple[list[Group], list[str]]:
+    """Groups of one configuration each, best mean test/acc first, and the overrides every run
+    has (listed once instead of on every row).
+
+    A group's label is the overrides all its runs share (less seed and paths), less the common
+    ones: ``init=normal,model=lazy_cnn``. No two groups share a label (:func:`unique_labels`).
     """
     by_key: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
         by_key.setdefault(group_key(run), []).append(run)
-    values: dict[str, set[str]] = {}
+    common = common_overrides(runs)
+    groups = []
     for key, members in by_key.items():
-        if members[0].overrides is not None:
-            for override in key:
-                values.setdefault(override.split("=")[0], set()).add(override)
-    common = sorted(next(iter(v)) for v in values.values() if len(v) == 1)
-    groups = [
-        Group(key, ",".join(o for o in key if o not in common) or ",".join(key) or "(defaults)", rs)
-        for key, rs in by_key.items()
-    ]
+        known = [label_overrides(r) for r in members if r.overrides is not None]
+        if not known:
+            label = members[0].name
+        else:
+            shared = set.intersection(*known)
+            label = join(shared - set(common)) or (
+                "(common overrides only)" if common else "(defaults)"
+            )
+        groups.append(Group(key, label, members))
+    unique_labels(groups)
     return sorted(groups, key=sort_key), common
 
 
@@ -228,7 +375,9 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     lines = [f"**Leaderboard** of `{root}`: {len(runs)} runs ({summary})", ""]
     if common:
-        lines += ["Common overrides: " + " ".join(f"`{o}`" for o in common), ""]
+        unknown = sum(r.overrides is None for r in runs)
+        of = f" (the {len(runs) - unknown} runs with .hydra/overrides.yaml)" if unknown else ""
+        lines += [f"Common overrides{of}: " + " ".join(f"`{o}`" for o in common), ""]
     lines += [
         "Accuracies in %, mean ± std over the seeds of a group's finished runs (n).",
         "",
@@ -244,6 +393,14 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
             f"| {', '.join(map(str, epochs)) or '–'} | {seconds(g.epoch_seconds)} "
             f"| {g.distinct('hardware')} | {g.status} |"
         )
+    merged = [g.label for g in groups if len({frozenset(label_overrides(r)) for r in g.runs}) > 1]
+    if merged:
+        lines += [
+            "",
+            "Runs with different overrides but the same configuration (`.hydra/config.yaml` "
+            "less seed and paths; e.g. a default set explicitly) are one group, labelled by the "
+            "overrides they share: " + ", ".join(f"`{label}`" for label in merged) + ".",
+        ]
     lines += [
         "",
         "| run | status | params | best val acc | test acc | epochs | wall s | note |",
@@ -299,34 +456,74 @@ def write_csv(path: Path, groups: Sequence[Group]) -> None:
         writer.writerows(rows)
 
 
-def plot(path: Path, groups: Sequence[Group]) -> None:
+LEGEND_WIDTH, LEGEND_LINES = 40, 3  # characters per line of a legend entry, lines per entry
+LINE_STYLES = ("-", "--", "-.", ":")  # after the 10 colours, so that 40 groups stay apart
+
+
+def shorten(label: str, width: int = LEGEND_WIDTH, lines: int = LEGEND_LINES) -> str:
+    """A label wrapped after its commas into at most ``lines`` lines of ``width`` characters:
+    an override longer than a line keeps its start and end around ``…``, and what does not fit
+    ends in ``…``."""
+    wrapped = [""]
+    for part in re.split(r"(?<=,)", label):
+        if len(part) > width:
+            part = part[: width // 2 - 1] + "…" + part[-(width - width // 2) :]
+        if wrapped[-1] and len(wrapped[-1]) + len(part) > width:
+            wrapped.append("")
+        wrapped[-1] += part
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][: width - 1] + "…"
+    return "\n".join(wrapped).replace("$", r"\$")  # no mathtext
+
+
+def figure(groups: Sequence[Group]) -> Figure:
     """val/acc per epoch: one line per group (mean over its runs), shaded from min to max.
 
     Every run with val/acc points counts, running ones too: the plot is for watching a sweep.
-    """
+    The legend sits right of the axes, one entry per group: its rank in the leaderboard (which
+    keeps entries apart however labels are shortened), its label shortened, its number of runs.
+    The figure widens for the legend, and grows taller where the legend is taller than the
+    axes: the axes never shrink (no "constrained_layout not applied")."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 5), dpi=120, layout="constrained")
+    width, height = 8.0, 5.0  # inches, without the legend
+    fig = Figure(figsize=(width, height), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for g in groups:
+    shown = sum(any(r.val_acc for r in g.runs) for g in groups)
+    alpha = 0.2 if shown <= 8 else 0.08  # many bands over each other turn grey
+    for rank, g in enumerate(groups, 1):
         curves = [r.val_acc for r in g.runs if r.val_acc]
         if not curves:
             continue
         epochs = range(1, max(map(len, curves)) + 1)
         at = [[100 * c[e - 1] for c in curves if len(c) >= e] for e in epochs]
         mean = [statistics.fmean(v) for v in at]
-        ax.plot(epochs, mean, marker="o", markersize=3, label=f"{g.label} (n={len(curves)})")
-        ax.fill_between(epochs, [min(v) for v in at], [max(v) for v in at], alpha=0.2, lw=0)
+        style = {"color": f"C{(rank - 1) % 10}", "ls": LINE_STYLES[(rank - 1) // 10 % 4]}
+        label = f"{rank}. {shorten(g.label)} (n={len(curves)})"
+        ax.plot(epochs, mean, marker="o", markersize=3, label=label, **style)
+        ax.fill_between(
+            epochs, [min(v) for v in at], [max(v) for v in at], alpha=alpha, lw=0, **style
+        )
     ax.set(xlabel="epoch", ylabel="val/acc (%)", title="val/acc: mean over seeds, min–max band")
     ax.grid(alpha=0.3)
     if ax.lines:
-        ax.legend(fontsize="small")
         ax.xaxis.get_major_locator().set_params(integer=True)
+        legend = fig.legend(
+            loc="outside right upper", fontsize="small", title="rank. group (n runs)",
+            title_fontsize="small", alignment="left",
+        )  # fmt: skip
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        fig.set_size_inches(width + box.width / fig.dpi, max(height, box.height / fig.dpi + 0.3))
     else:
         ax.text(0.5, 0.5, "no val/acc logged yet", ha="center", transform=ax.transAxes)
-    fig.savefig(path)
+    return fig
+
+
+def plot(path: Path, groups: Sequence[Group]) -> None:
+    figure(groups).savefig(path)
 
 
 def compare(root: Path, out: Path | None = None) -> str:

@@ -219,12 +219,16 @@ class LazyClassifier(L.LightningModule):
             # Remember the first non-finite step on the device; checked without a per-step sync.
             bad = ~torch.isfinite(loss) & (self._first_bad_step < 0)
             self._first_bad_step = torch.where(bad, self.global_step, self._first_bad_step)
-        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+        # On the steps Lightning writes to the loggers (counted over the run, not the epoch), so
+        # each point lands at its own step and none is dropped at an epoch's end.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self._check_finite()
             # sync_dist: under DDP the loss of the global batch, the same on every rank (one
             # all-reduce every log_every_n_steps; free on one device).
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, sync_dist=True)
+            # the schedule as it is applied, step by step (warm-up, decay)
             self.log(
-                "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, sync_dist=True
+                "train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False
             )
         return loss
 
@@ -241,18 +245,18 @@ class LazyClassifier(L.LightningModule):
             )
 
     def train_epoch_metrics(self) -> dict[str, torch.Tensor | float]:
-        """This epoch's training loss and accuracy so far (this rank), and the learning rate."""
+        """This epoch's training loss and accuracy so far (this rank)."""
         seen = max(self._seen, 1)
         return {
             "train/loss_epoch": self._loss_sum / seen,
             "train/acc": self._correct.float() / seen,
-            "train/lr": self.optimizers().param_groups[0]["lr"],
         }
 
     def on_train_epoch_end(self) -> None:
         self._check_finite()
         for name, value in self.train_epoch_metrics().items():
-            self.log(name, value, prog_bar=name == "train/loss_epoch", sync_dist=True)
+            # not on the progress bar: shown all next epoch, it would read as that epoch's loss
+            self.log(name, value, sync_dist=True)
 
     def _evaluate(
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, acc: MulticlassAccuracy

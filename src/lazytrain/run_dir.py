@@ -10,7 +10,9 @@ too, registered on import, so composing the config from Python needs no script i
 from __future__ import annotations
 
 import os
+import re
 import sys
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,15 @@ class CheckRunDir(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config, Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+        hidden = swept_but_unnamed(config)
+        if hidden:
+            _refuse(
+                f"the sweep varies {', '.join(hidden)}, which run names leave out "
+                "(hydra.job.config.override_dirname.exclude_keys): its runs would share one "
+                "directory (nothing was created). Name runs by it with hydra.job.config."
+                "override_dirname.exclude_keys=[...] without it, or number them with "
+                "'hydra.sweep.subdir=${hydra.job.num}'"
+            )
 
     def _check(self, config: DictConfig, directory: Path, key: str) -> None:
         resume = config.get("resume")
@@ -84,6 +95,21 @@ class CheckRunDir(Callback):
             )
 
 
+def swept_but_unnamed(config: DictConfig) -> list[str]:
+    """The keys a multirun sweeps over (command line and ``hydra.sweeper.params``) that its run
+    names exclude, when runs are named by ``lazytrain.run_name``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra = config.hydra
+    if "lazytrain.run_name" not in str(OmegaConf.to_container(hydra.sweep)["subdir"]):
+        return []
+    parse = OverridesParser.create().parse_overrides
+    swept = [o.key_or_group for o in parse(list(hydra.overrides.task)) if o.is_sweep_override()]
+    swept += list(hydra.sweeper.get("params") or {})
+    exclude = hydra.job.config.override_dirname.exclude_keys
+    return sorted({k for k in swept if any(fnmatchcase(k, p) for p in exclude)})
+
+
 def _if(cond: object, then: object, otherwise: object) -> object:
     """``resume=<dir>`` runs in <dir>, writing its .hydra/ under a new name."""
     return then if cond else otherwise
@@ -96,5 +122,28 @@ def _sqlite(path: str) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
+def run_name(overrides: list[str], dirname: DictConfig) -> str:
+    """conf/hydra/default.yaml: a sweep job's directory name, which TensorBoard shows as the run's
+    name. Hydra's ``override_dirname`` (same separators, sorted overrides) with two changes:
+    ``exclude_keys`` may hold patterns (``trainer.limit_*``), and a float of more than 6
+    significant digits, as Optuna samples them (``0.0012345678901234567``), shows 4 of them. The
+    exact values stay in ``.hydra/overrides.yaml`` and the run's HPARAMS row."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if any(fnmatchcase(override.key_or_group, p) for p in dirname.exclude_keys):
+            continue
+        line = override.input_line
+        value = None if override.is_delete() else override.value()
+        if isinstance(value, float):
+            mantissa = override.get_value_element_as_str().lower().split("e")[0]
+            if len(re.sub(r"\D", "", mantissa).lstrip("0")) > 6:
+                line = f"{line.split('=', 1)[0]}={value:.4g}"
+        lines.append(line)
+    return re.sub("=", dirname.kv_sep, dirname.item_sep.join(sorted(lines)))
+
+
 OmegaConf.register_new_resolver("lazytrain.if", _if, replace=True)
+OmegaConf.register_new_resolver("lazytrain.run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("lazytrain.sqlite", _sqlite, replace=True)

@@ -12,7 +12,6 @@ import os
 import time
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,6 +19,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+from lazytrain.console import job_age
 
 SHAPES_TAG = "parameter_shapes"
 # CUSTOM SCALARS tab: train and val of one metric in one chart (tags are regexes).
@@ -30,7 +31,6 @@ LAYOUT = {
     }
 }
 log = logging.getLogger(__name__)
-_IMPORTED = time.time()
 
 
 class RunLogger(TensorBoardLogger):
@@ -41,6 +41,13 @@ class RunLogger(TensorBoardLogger):
     ends it; a failed stage still closes at once so nothing is lost.
     """
 
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Lightning's metrics at the step count after the batch they describe (Lightning counts
+        from 0, so ``val/*`` would sit one step before the ``weights/*`` of the same moment),
+        without the ``epoch`` counter every logger receives (a staircase nobody reads)."""
+        metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+        super().log_metrics(metrics, None if step is None else step + 1)
+
     def finalize(self, status: str) -> None:
         if status != "success":
             super().finalize(status)
@@ -50,18 +57,6 @@ class RunLogger(TensorBoardLogger):
 
     def close(self) -> None:
         super().finalize("success")
-
-
-def process_age() -> float:
-    """Seconds since this process started (Linux ``/proc``; else since this module's import)."""
-    try:
-        stat = Path("/proc/self/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time, in clock ticks
-        lines = Path("/proc/stat").read_text().splitlines()
-        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
-        return time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time() - _IMPORTED
 
 
 def hardware(trainer: L.Trainer) -> str:
@@ -149,8 +144,8 @@ class TensorBoardTracking(L.Callback):
         self._epoch_start = time.perf_counter()
         if trainer.current_epoch == 0 and trainer.global_rank == 0:
             log.info(
-                "first training step %.2f s after process start (%s)",
-                process_age(),
+                "first training step %.2f s after job start (%s)",
+                job_age(),  # per job of a multirun; a process's first job: since the process
                 hardware(trainer),
             )
 
@@ -187,7 +182,7 @@ class TensorBoardTracking(L.Callback):
         if trainer.global_rank == 0:
             metrics = {k: v for k, v in trainer.callback_metrics.items() if "step" not in k}
             metrics.update(train)
-            shown = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()))
+            shown = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted(metrics.items()))
             log.info(
                 "epoch %d (step %d, %.1f s): %s",
                 trainer.current_epoch,
@@ -195,6 +190,48 @@ class TensorBoardTracking(L.Callback):
                 seconds,
                 shown,
             )
+
+
+# The HPARAMS row holds what defines an experiment, in the order a person compares runs:
+# TensorBoard lists the columns in the order of the experiment summary and shows the first ones.
+LEADING = (
+    "model", "init", "optimizer", "scheduler", "experiment", "optimizer.lr",
+    "optimizer.weight_decay", "data.batch_size", "trainer.max_epochs", "seed",
+)  # fmt: skip
+TRAILING = ("params", "hardware")
+# Where a run writes and how it is wired, not what it is: never columns.
+PLUMBING = (
+    "callbacks", "logger", "hydra", "output_dir", "resume", "ckpt_path", "trusted_targets",
+    "optimized_metric", "sample_size", "data.root", "data.search_dirs", "data.download",
+    "data.eval_batch_size", "data.shuffle_seed", "trainer.default_root_dir", "trainer.accelerator",
+    "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.enable_model_summary",
+    "trainer.log_every_n_steps", "trainer.fast_dev_run", "trainer.deterministic",
+    "trainer.benchmark", "trainer.limit_val_batches", "trainer.limit_test_batches",
+    "trainer.val_check_interval", "trainer.check_val_every_n_epoch", "trainer.max_steps",
+)  # fmt: skip
+
+
+def experiment_hparams(
+    config: Mapping[str, Any], choices: Mapping[str, str], params: int, hardware: str
+) -> dict[str, Any]:
+    """The run's HPARAMS row: the config group choices (``model: lazy_cnn``), then the settings
+    that define the experiment (lr, weight decay, batch size, epochs, seed, then the rest by
+    name: ``model.hidden``, ``init.std``, ``label_smoothing`` ...), then the parameter count and
+    the hardware; no ``_target_``/``_partial_``, paths or plumbing."""
+
+    def plumbing(key: str) -> bool:
+        parts = key.split(".")
+        return any(p.startswith("_") for p in parts) or any(
+            key == p or key.startswith(f"{p}.") for p in PLUMBING
+        )
+
+    row = {k: v for k, v in flatten(config).items() if not plumbing(k)}
+    # the choices of the groups that define the experiment (trainer=ddp is hardware)
+    row.update({k: v for k, v in choices.items() if not plumbing(k) and k != "trainer"})
+    row.update(params=params, hardware=hardware)
+    order = [k for k in LEADING if k in row]
+    order += sorted(k for k in row if k not in LEADING and k not in TRAILING) + list(TRAILING)
+    return {k: row[k] for k in order}
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -25,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from lazytrain import console
 from lazytrain.checkpoints import (
     AtomicCheckpointIO,
     CheckpointError,
@@ -38,7 +38,7 @@ from lazytrain.module import LazyClassifier
 from lazytrain.resume import ResumeError, RunConfig, start
 from lazytrain.run_dir import RunExistsError, check_new_run
 from lazytrain.shapes import ShapeMismatchError, count_parameters
-from lazytrain.tracking import flatten, hardware, log_hparams, tensorboard_writer
+from lazytrain.tracking import experiment_hparams, hardware, log_hparams, tensorboard_writer
 from lazytrain.trust import UntrustedTargetError
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,14 @@ USER_ERRORS = (
 
 
 def route_lightning_logs() -> None:
-    """Send Lightning's log lines through the root logger, so Hydra's ``train.log`` holds them
-    (Lightning gives its loggers their own stderr handler and stops propagation)."""
+    """Send Lightning's log lines and all warnings through the root logger, so Hydra's
+    ``train.log`` holds them and the console shows them above the progress bar (Lightning gives
+    its loggers their own stderr handler and stops propagation)."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    console.warnings_to_log()
 
 
 def point_ddp_children_at_this_run() -> None:
@@ -95,19 +97,6 @@ def build_model(cfg: DictConfig, datamodule: FashionMNISTDataModule) -> LazyClas
     )
 
 
-def hparams(
-    cfg: DictConfig, choices: dict[str, str], model: LazyClassifier, trainer: L.Trainer
-) -> dict[str, Any]:
-    """The run's row in TensorBoard's HPARAMS tab: the resolved config flattened, the config
-    group choices (``model: lazy_cnn``, ``init: normal``), the parameter count and the hardware
-    (``scripts/compare.py`` puts the last three in its leaderboard)."""
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))
-    params.update(choices)
-    params["params"] = count_parameters(model)
-    params["hardware"] = hardware(trainer)
-    return params
-
-
 @contextmanager
 def job_scope() -> Iterator[None]:
     """Leave the process as the job found it: Lightning's DDP launcher sets ``LOCAL_RANK``,
@@ -125,6 +114,8 @@ def job_scope() -> Iterator[None]:
 
 def run(cfg: DictConfig) -> float:
     """Train and test one configuration; return ``cfg.optimized_metric`` for sweepers."""
+    console.start_job()
+    console.quiet()
     with job_scope():
         return _run(cfg)
 
@@ -144,6 +135,10 @@ def _run(cfg: DictConfig) -> float:
         point_ddp_children_at_this_run()
     begin = start(cfg, *command_line())  # with resume=<dir>: the run's own configuration
     cfg = begin.cfg
+    if HydraConfig.initialized() and rank_zero_only.rank == 0:
+        hydra_cfg = HydraConfig.get()
+        sweep = hydra_cfg.mode == RunMode.MULTIRUN  # TensorBoard on the sweep compares its runs
+        console.announce_run(cfg.output_dir, hydra_cfg.sweep.dir if sweep else cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule: FashionMNISTDataModule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
@@ -162,7 +157,7 @@ def _run(cfg: DictConfig) -> float:
     if not cfg.get("resume") and rank_zero_only.rank == 0:
         check_new_run(output_dir)
     # Continuing: TensorBoard drops what an interrupted process logged past the checkpoint.
-    purge = {"purge_step": begin.checkpoint["global_step"]} if cfg.get("resume") else {}
+    purge = {"purge_step": begin.checkpoint["global_step"] + 1} if cfg.get("resume") else {}
     logger = instantiate(cfg.logger, **purge) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks.append(RunConfig(cfg, begin.choices))
@@ -180,7 +175,12 @@ def _run(cfg: DictConfig) -> float:
     if writer is not None:
         log_hparams(
             writer,
-            hparams(cfg, begin.choices, model, trainer),
+            experiment_hparams(
+                OmegaConf.to_container(cfg, resolve=True),
+                begin.choices,
+                count_parameters(model),
+                hardware(trainer),
+            ),
             {k: final[k] for k in sorted(final)},
         )
     if hasattr(logger, "close"):
