@@ -30,8 +30,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 RUNS = ["model=lazy_cnn", "model=lazy_mlp"]
-# The HPARAMS columns worth a look; TensorBoard ticks the first few config keys by default.
-HPARAMS_SHOWN = ["init", "model", "params", "seed"]
+# The HPARAMS columns TensorBoard shows by default (lazytrain.tracking.SHOWN_FIRST, by name).
+HPARAMS_SHOWN = ["hardware", "init", "model", "optimizer.lr", "seed"]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_data_api_serves_runs_scalars_and_hparams(tensorboard):
     for run in RUNS:
         query = urllib.parse.urlencode({"run": run, "tag": "val/acc"})
         points = get_json(f"{tensorboard}/data/plugin/scalars/scalars?{query}")
-        assert [step for _, step, _ in points] == [7, 15]  # [wall time, step, value] per epoch
+        assert [step for _, step, _ in points] == [8, 16]  # [wall time, step, value] per epoch
         assert all(0.0 < acc <= 1.0 for _, _, acc in points)
 
     # The request the HPARAMS tab sends (tensorboard/plugins/hparams/api.proto).
@@ -123,24 +123,11 @@ def test_data_api_serves_runs_scalars_and_hparams(tensorboard):
         assert 0.0 < metrics["test/acc"] <= 1.0
 
 
-def show_hparams_columns(page, columns: list[str]) -> None:
-    """Tick exactly ``columns`` (and the metrics) in the HPARAMS tab's left pane."""
-    boxes = page.locator("paper-checkbox")
-    for i in range(boxes.count()):
-        box = boxes.nth(i)
-        name = box.inner_text().strip()
-        if "/" in name or name in {"Unknown", "Success", "Failure", "Running", ""}:
-            continue  # metrics and status filters stay as they are
-        if (box.get_attribute("aria-checked") == "true") != (name in columns):
-            box.click()
-
-
 def screenshot_hparams(page, url: str, path: Path, runs: list[str]) -> None:
-    """The HPARAMS table view with the columns of HPARAMS_SHOWN, once every run is in it."""
+    """TensorBoard's default HPARAMS table view (nothing clicked), once every run is in it."""
     page.goto(f"{url}/#hparams")
     for run in runs:
         page.get_by_text(run, exact=True).first.wait_for(timeout=30_000)
-    show_hparams_columns(page, HPARAMS_SHOWN)
     page.wait_for_timeout(500)
     page.screenshot(path=path)
 
@@ -167,12 +154,22 @@ def test_tabs_in_a_browser(tensorboard, page, tmp_path):
         "cells => cells.map(c => [c.getBoundingClientRect().x, c.innerText.trim()])"
     )
     headers = [text for _, text in sorted(shown)]
+    # the default view, nothing ticked: the columns a person compares, then the metrics
     assert headers == [
-        "Trial ID", "Show Metrics", "init", "model", "params", "seed",
+        "Trial ID", "Show Metrics", *HPARAMS_SHOWN,
         "test/acc", "test/loss", "val/acc", "val/loss",
     ]  # fmt: skip
     cells = {t.strip() for t in table.locator(".table-cell").all_inner_texts()}
-    assert {*RUNS, "lazy_cnn", "lazy_mlp", "xavier", "61706"} <= cells
+    cores = len(os.sched_getaffinity(0))
+    assert {*RUNS, "lazy_cnn", "lazy_mlp", "xavier", f"CPU, {cores} cores"} <= cells
+
+    # Time Series opens on the metrics, not on a stray `epoch` staircase or on histograms
+    page.goto(f"{tensorboard}/?forceSVG=true#timeseries")
+    page.get_by_text("test/acc").first.wait_for(timeout=30_000)
+    groups = page.locator("metrics-card-group-toolbar").all_inner_texts()
+    names = [g.split()[0] for g in groups if g.strip()]
+    assert names[:4] == ["test", "time", "train", "val"] and "epoch" not in names, names
+    page.screenshot(path=tmp_path / "timeseries.png")
 
     page.goto(f"{tensorboard}/#text")
     page.get_by_text("parameter_shapes").first.wait_for(timeout=30_000)
@@ -184,5 +181,5 @@ def test_tabs_in_a_browser(tensorboard, page, tmp_path):
     page.get_by_text("tag: val/acc").first.wait_for(timeout=30_000)
     page.screenshot(path=tmp_path / "scalars.png")
 
-    for name in ("hparams", "text", "scalars"):
+    for name in ("hparams", "timeseries", "text", "scalars"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -83,7 +83,7 @@ def test_shape_table_reaches_tensorboard(mlp_run):
 def test_histograms_at_step_zero_are_the_initial_weights(mlp_run):
     events = read_events(mlp_run)
     assert set(events.histogram_steps) == {
-        f"parameters/{n}" for n in ("1.weight", "1.bias", "3.weight", "3.bias")
+        f"weights/{n}" for n in ("1.weight", "1.bias", "3.weight", "3.bias")
     }
     for steps in events.histogram_steps.values():
         assert steps == [0, 8, 16]

@@ -1,17 +1,15 @@
-"""TensorBoard views beyond scalars: the custom-scalars layout, per-layer weight statistics and
-the model graph, from one short real CLI run; the graph's failure path on its own."""
+"""TensorBoard views beyond scalars: the HPARAMS columns shown first, per-layer weight statistics
+and the model graph, from one short real CLI run; the graph's failure path on its own."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.custom_scalar import layout_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from lazytrain import tracking
@@ -43,19 +41,18 @@ def accumulator(run_dir: Path) -> EventAccumulator:
     return ea
 
 
-def test_custom_scalars_put_train_and_val_in_one_chart(views_run):
+def test_hparams_default_columns_are_the_ones_people_compare(views_run):
+    """TensorBoard sorts the HPARAMS columns by `differs`, then by name, and shows the first
+    five: run its own sort on what the run wrote."""
+    from tensorboard.plugins.hparams import backend_context, metadata
+
     run_dir, _ = views_run
     ea = accumulator(run_dir)
-    (config,) = ea.Tensors("custom_scalars__config__")
-    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
-    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-    assert charts == {
-        "loss": ["^train/loss_epoch$", "^val/loss$"],
-        "accuracy": ["^train/acc$", "^val/acc$"],
-    }
-    logged = ea.Tags()["scalars"]
-    for pattern in charts["loss"] + charts["accuracy"]:  # each line of a chart has data
-        assert [t for t in logged if re.search(pattern, t)], pattern
+    content = ea.PluginTagToContent("hparams")[metadata.EXPERIMENT_TAG]
+    experiment = metadata.parse_experiment_plugin_data(content)
+    backend_context._sort_and_reduce_to_hparams_limit(experiment)
+    shown = [info.name for info in experiment.hparam_infos][:5]
+    assert shown == ["hardware", "init", "model", "optimizer.lr", "seed"]
 
 
 def test_weight_stats_at_step_zero_are_the_init(views_run):

@@ -1,5 +1,5 @@
 """What goes to TensorBoard beyond Lightning's scalars: the shape table, weight histograms and
-statistics, the model graph, a custom-scalars layout and the hparams table with final metrics.
+statistics, the model graph and the hparams table with final metrics.
 
 Everything is written into the run's own event file (not ``SummaryWriter.add_hparams``, which
 opens a sub-run per call), so one run is one row in TensorBoard, named after the run directory.
@@ -11,25 +11,19 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from lazytrain.console import job_age
 
 SHAPES_TAG = "parameter_shapes"
-# CUSTOM SCALARS tab: train and val of one metric in one chart (tags are regexes).
-LAYOUT = {
-    "train vs val": {
-        "loss": ["Multiline", ["^train/loss_epoch$", "^val/loss$"]],
-        "accuracy": ["Multiline", ["^train/acc$", "^val/acc$"]],
-    }
-}
 log = logging.getLogger(__name__)
 
 
@@ -41,12 +35,15 @@ class RunLogger(TensorBoardLogger):
     ends it; a failed stage still closes at once so nothing is lost.
     """
 
+    # Set by TensorBoardTracking: the trainer's optimizer-step count.
+    steps_taken: Callable[[], int] | None = None
+
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Lightning's metrics at the step count after the batch they describe (Lightning counts
-        from 0, so ``val/*`` would sit one step before the ``weights/*`` of the same moment),
-        without the ``epoch`` counter every logger receives (a staircase nobody reads)."""
+        """Every metric at the number of optimizer steps taken when it was measured, as the weight
+        statistics are (Lightning's own step puts validation one step before them and the test
+        one after), and without the ``epoch`` counter every logger receives (a staircase)."""
         metrics = {k: v for k, v in metrics.items() if k != "epoch"}
-        super().log_metrics(metrics, None if step is None else step + 1)
+        super().log_metrics(metrics, self.steps_taken() if self.steps_taken else step)
 
     def finalize(self, status: str) -> None:
         if status != "success":
@@ -84,12 +81,12 @@ def tensorboard_writer(trainer: L.Trainer) -> SummaryWriter | None:
 def log_weights(
     writer: SummaryWriter, module: L.LightningModule, step: int, histograms: bool
 ) -> None:
-    """``parameters/<name>`` histograms (optional) and ``weights/<name>/{mean,std,max_abs}`` of
+    """``weights/<name>`` histograms (optional) and ``weights/<name>/{mean,std,max_abs}`` of
     every weight matrix or kernel: at step 0 they show what the init produced (a std off by 10x is
     visible at a glance), later how training moved it."""
     for name, param in module.net.named_parameters():
         if histograms:
-            writer.add_histogram(f"parameters/{name}", param.detach(), step)
+            writer.add_histogram(f"weights/{name}", param.detach(), step)
         if param.ndim < 2:
             continue
         weight = param.detach().float()
@@ -125,7 +122,7 @@ def log_graph(writer: SummaryWriter, module: L.LightningModule) -> None:
 
 
 class TensorBoardTracking(L.Callback):
-    """Shape table, model graph and custom-scalars layout once, weight histograms and statistics
+    """Shape table and model graph once, weight histograms and statistics
     right after init (step 0) and after every epoch, wall time per epoch, and one log line per
     epoch (``train.log`` reads like a progress report even with the progress bar off)."""
 
@@ -149,6 +146,11 @@ class TensorBoardTracking(L.Callback):
                 hardware(trainer),
             )
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, RunLogger):
+                logger.steps_taken = lambda: trainer.global_step
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = tensorboard_writer(trainer)
         report = getattr(pl_module, "shape_report", None)
@@ -156,7 +158,6 @@ class TensorBoardTracking(L.Callback):
             return
         if report is not None and trainer.global_step == 0:
             writer.add_text(SHAPES_TAG, report.markdown(), 0)
-        writer.add_custom_scalars(LAYOUT)
         log_graph(writer, pl_module)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -199,6 +200,7 @@ LEADING = (
     "optimizer.weight_decay", "data.batch_size", "trainer.max_epochs", "seed",
 )  # fmt: skip
 TRAILING = ("params", "hardware")
+SHOWN_FIRST = ("model", "init", "optimizer.lr", "seed", "hardware")  # the default columns
 # Where a run writes and how it is wired, not what it is: never columns.
 PLUMBING = (
     "callbacks", "logger", "hydra", "output_dir", "resume", "ckpt_path", "trusted_targets",
@@ -257,6 +259,13 @@ def log_hparams(
     name tags that were logged as scalars (e.g. ``val/acc``); the values here only list them.
     """
     experiment, session_start, session_end = hparams_summary(flatten(params), dict(metrics))
+    # TensorBoard orders the columns by `differs`, then by name, and ticks the first five: mark
+    # the five a person compares first (a run alone cannot know what differs across a sweep).
+    content = experiment.value[0].metadata.plugin_data
+    data = plugin_data_pb2.HParamsPluginData.FromString(content.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in SHOWN_FIRST
+    content.content = data.SerializeToString()
     file_writer = writer._get_file_writer()
     for summary in (experiment, session_start, session_end):
         file_writer.add_summary(summary)
