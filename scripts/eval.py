@@ -31,8 +31,9 @@ def main(overrides: list[str]) -> None:
     from hydra.utils import instantiate
 
     from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
-    from lazytrain.evaluate import evaluate, log_to_tensorboard, plot_confusion
+    from lazytrain.evaluate import evaluate, plot_confusion
     from lazytrain.shapes import ShapeMismatchError
+    from lazytrain.tracking import log_evaluation
     from lazytrain.trust import UntrustedTargetError
 
     ckpt = Path(cfg.ckpt_path)
@@ -53,7 +54,7 @@ def main(overrides: list[str]) -> None:
     ) as err:
         sys.exit(f"error: {type(err).__name__}: {' '.join(str(err).split())}")
     figure = plot_confusion(evaluation, run_dir / "eval" / f"{ckpt.stem}-confusion_matrix.png")
-    log_to_tensorboard(evaluation, run_dir, figure)
+    log_evaluation(evaluation, run_dir, figure)
     print(evaluation.markdown())
     print(f"\nconfusion matrix: {figure}")
 

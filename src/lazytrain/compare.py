@@ -38,11 +38,13 @@ EVENTS_GLOB = "events.out.tfevents.*"
 # Hydra's job log format: "[2024-05-01 12:00:00,123][lazytrain.train][ERROR] - message"
 ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")
 # Config keys (and everything under them) that do not change what a run trains: the seed (a
-# group's runs are its seeds), where its files and data are, how it is shown. Left out when runs
-# are compared, and out of labels.
+# group's runs are its seeds), where its files and data are, how it is shown and logged. Left out
+# when runs are compared, and out of labels. Hardware keys (trainer.accelerator, ...) stay in:
+# runs of one config on different machines group together when they chose the same way ("auto").
 NOT_CONFIGURATION = (
     "seed", "output_dir", "resume", "data.root", "data.search_dirs", "data.download",
-    "trusted_targets", "optimized_metric", "callbacks.progress_bar",
+    "trusted_targets", "optimized_metric", "callbacks.progress_bar", "logger",
+    "trainer.default_root_dir", "trainer.enable_progress_bar", "trainer.enable_model_summary",
 )  # fmt: skip
 
 

@@ -124,16 +124,3 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
-
-
-def log_to_tensorboard(evaluation: Evaluation, log_dir: Path, figure_path: Path) -> None:
-    """Append to the run's TensorBoard: the confusion matrix as an image, the tables as text."""
-    import numpy as np
-    from PIL import Image
-    from torch.utils.tensorboard import SummaryWriter
-
-    with SummaryWriter(str(log_dir)) as writer:
-        image = np.asarray(Image.open(figure_path).convert("RGB"))
-        writer.add_image("eval/confusion_matrix", image, evaluation.step, dataformats="HWC")
-        writer.add_text("eval/report", evaluation.markdown(), evaluation.step)
-        writer.add_scalar("eval/test_acc", evaluation.accuracy, evaluation.step)

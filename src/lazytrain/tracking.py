@@ -12,7 +12,8 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -22,6 +23,9 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from lazytrain.console import job_age
+
+if TYPE_CHECKING:
+    from lazytrain.evaluate import Evaluation
 
 SHAPES_TAG = "parameter_shapes"
 log = logging.getLogger(__name__)
@@ -270,3 +274,16 @@ def log_hparams(
     for summary in (experiment, session_start, session_end):
         file_writer.add_summary(summary)
     writer.flush()
+
+
+def log_evaluation(evaluation: Evaluation, log_dir: Path, figure_path: Path) -> None:
+    """Append ``scripts/eval.py``'s result to the run's TensorBoard, at the checkpoint's step: the
+    confusion matrix as an image, the tables as text, the accuracy as a scalar."""
+    import numpy as np
+    from PIL import Image
+
+    with SummaryWriter(str(log_dir)) as writer:
+        image = np.asarray(Image.open(figure_path).convert("RGB"))
+        writer.add_image("eval/confusion_matrix", image, evaluation.step, dataformats="HWC")
+        writer.add_text("eval/report", evaluation.markdown(), evaluation.step)
+        writer.add_scalar("eval/test_acc", evaluation.accuracy, evaluation.step)
