@@ -1,6 +1,6 @@
 """apply_init: dry run first, then the scheme — once, deterministically, without side effects.
 
-Traps 12–14 of lazy-pitfalls.md, the init statistics, and idempotency (the half of trap 5 that
+Traps 12–14 of docs/lazy-traps.md, the init statistics, and idempotency (the half of trap 5 that
 lives below Lightning).
 """
 

@@ -1,4 +1,5 @@
-"""The LightningModule against traps 4–11: optimizer, stages, copies, checkpoints, summaries."""
+"""The LightningModule against traps 4–11 of docs/lazy-traps.md: optimizer, stages, copies,
+checkpoints, summaries."""
 
 from __future__ import annotations
 
