@@ -141,9 +141,9 @@ class LastCheckpoint(ModelCheckpoint):
     there.
 
     An interruption stops at the end of a batch (Ctrl-C is handled as Lightning handles SIGTERM;
-    a second Ctrl-C stops at once), so the saved weights, optimizer, schedule, batch position and
-    logger step belong together. Nothing is saved for a failure before training started,
-    for a non-finite loss, or when nothing was trained since the last save.
+    a second Ctrl-C stops at once, saving nothing), so the saved weights, optimizer, schedule,
+    batch position and logger step belong together. Nothing is saved for a failure before
+    training started, for a non-finite loss, or when nothing was trained since the last save.
 
     (``ModelCheckpoint(save_last=True)`` is not enough: since Lightning 2.6 it refreshes
     ``last.ckpt`` only in epochs that also saved a top-k checkpoint.)
@@ -192,8 +192,9 @@ class LastCheckpoint(ModelCheckpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         self._restore_sigint()
-        interrupted = isinstance(exception, KeyboardInterrupt | SIGTERMException)
-        if not interrupted or self._saved_step is None or trainer.sanity_checking:
+        # SIGTERM (and a first Ctrl-C) stop at the end of a batch; a KeyboardInterrupt (a second
+        # Ctrl-C) can land mid-step, so its state is never saved.
+        if not isinstance(exception, SIGTERMException) or self._saved_step is None:
             return
         name = "Ctrl-C" if self._interrupted else type(exception).__name__
         path = Path(self.dirpath) / f"last{self.FILE_EXTENSION}"
