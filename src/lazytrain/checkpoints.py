@@ -106,10 +106,10 @@ def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.Lightning
         if k in saved and tuple(saved[k].shape) != tuple(v.shape)
     ]
     problems = [
-        *(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" for _ in missing[:1]),
-        *(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" for _ in unexpected[:1]),
-        *shapes[:3],
-    ]  # fmt: skip
+        f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+        for what, keys in (("missing", missing), ("unexpected", unexpected))
+        if keys
+    ] + shapes[:3]
     if problems:
         raise CheckpointMismatchError(
             f"{path} does not fit the configured model ({'; '.join(problems)}): give the model "
