@@ -16,7 +16,6 @@ from process start to the first training step of `python scripts/train.py`.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import subprocess
 import sys
@@ -31,18 +30,18 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from lazytrain.console import quiet
-from lazytrain.data import raw_dir
-from lazytrain.train import build_model, run
+from lazytrain.data import prepare_raw_files, raw_dir
+from lazytrain.train import build_model, train
 
 ROOT = Path(__file__).resolve().parent.parent
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 class EpochTimer(L.Callback):
-    """Wall time of each training epoch of the Lightning run (c)."""
+    """Wall time and samples of the last training epoch of the Lightning run (c)."""
 
-    seconds: list[float] = []
-    samples: list[int] = []
+    def __init__(self) -> None:
+        self.seconds, self.samples = 0.0, 0
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._start, self._samples = time.perf_counter(), 0
@@ -52,8 +51,7 @@ class EpochTimer(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         _sync(pl_module.device)
-        EpochTimer.seconds.append(time.perf_counter() - self._start)
-        EpochTimer.samples.append(self._samples)
+        self.seconds, self.samples = time.perf_counter() - self._start, self._samples
 
 
 def _sync(device: torch.device) -> None:
@@ -103,7 +101,8 @@ def bench_torchvision(model_name: str, args, out: Path) -> float:
     from torchvision import datasets, transforms
 
     cfg = config(model_name, args, out)
-    model = build_model(cfg, instantiate(cfg.data))
+    datamodule = instantiate(cfg.data)
+    model = build_model(cfg, datamodule.dry_run_sample(cfg.sample_size), datamodule.num_classes)
     dataset = datasets.FashionMNIST(
         str(args.data_root), train=True, transform=transforms.ToTensor()
     )
@@ -117,9 +116,9 @@ def bench_torchvision(model_name: str, args, out: Path) -> float:
 def bench_in_memory(model_name: str, args, out: Path) -> tuple[float, float]:
     cfg = config(model_name, args, out)
     datamodule = instantiate(cfg.data)
-    datamodule.load()
+    sample = datamodule.dry_run_sample(cfg.sample_size)
     start = time.perf_counter()
-    model = build_model(cfg, datamodule)
+    model = build_model(cfg, sample, datamodule.num_classes)
     dry_run = time.perf_counter() - start
     device = torch.device(args.device)
     datamodule.setup("fit")  # CPU tensors; moved once below, as the data module does on a device
@@ -130,25 +129,27 @@ def bench_in_memory(model_name: str, args, out: Path) -> tuple[float, float]:
 
 
 def bench_lazytrain(model_name: str, args, out: Path) -> float:
-    cfg = config(
-        model_name, args, out, f"+callbacks.bench_timer._target_={EpochTimer.__module__}.EpochTimer"
-    )
-    run(cfg)
-    return EpochTimer.samples[-1] / EpochTimer.seconds[-1]
+    timer = EpochTimer()
+    train(config(model_name, args, out), callbacks=[timer])
+    return timer.samples / timer.seconds
 
 
 def startup_seconds(args, out: Path) -> float:
-    """Process start to first training step of the real CLI (it logs that moment)."""
-    proc = subprocess.run(
+    """Process start to first training step of the real CLI: the wall time of the run's step-0
+    weight statistics in TensorBoard, written right before the first optimizer step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    launched = time.time()
+    subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), f"data.root={args.data_root}",
          f"hydra.run.dir={out}", "trainer.max_steps=1", "trainer.limit_val_batches=0",
          "trainer.limit_test_batches=0", f"trainer.accelerator={args.device}"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    match = re.search(r"first training step ([\d.]+) s after job start", proc.stdout + proc.stderr)
-    if match is None:
-        raise RuntimeError("train.py did not log its first training step:\n" + proc.stdout[-2000:])
-    return float(match.group(1))
+    events = EventAccumulator(str(out))
+    events.Reload()
+    first = next(t for t in events.Tags()["scalars"] if t.startswith("weights/"))
+    return events.Scalars(first)[0].wall_time - launched
 
 
 def import_floor_seconds() -> float:
@@ -215,9 +216,7 @@ def main() -> None:
     args = parser.parse_args()
     quiet()
     if not (raw_dir(args.data_root) / "train-images-idx3-ubyte").is_file():
-        from lazytrain.data import locate
-
-        locate(args.data_root)  # torchvision's reader in (a) needs the unpacked files
+        prepare_raw_files(args.data_root)  # torchvision's reader in (a) needs the unpacked files
 
     results = {m: {"a": [], "b": [], "c": [], "dry": []} for m in args.models}
     with tempfile.TemporaryDirectory() as tmp:

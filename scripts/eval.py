@@ -31,8 +31,8 @@ def main(overrides: list[str]) -> None:
     from hydra.utils import instantiate
 
     from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
+    from lazytrain.dry_run import ShapeMismatchError
     from lazytrain.evaluate import evaluate, plot_confusion
-    from lazytrain.shapes import ShapeMismatchError
     from lazytrain.tracking import log_evaluation
     from lazytrain.trust import UntrustedTargetError
 

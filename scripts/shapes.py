@@ -18,16 +18,17 @@ def main(overrides: list[str]) -> None:
     with initialize_config_dir(CONF, version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, "output_dir=."])
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     from lazytrain.data import CLASSES, FashionMNIST
-    from lazytrain.init import apply_init
-    from lazytrain.shapes import ShapeMismatchError
+    from lazytrain.dry_run import ShapeMismatchError, apply_init
+    from lazytrain.models import build_net
 
     data = FashionMNIST.load(cfg.data.root, cfg.data.search_dirs, cfg.data.download)
     try:
         report = apply_init(
-            instantiate(cfg.model),
-            data.sample(cfg.sample_size),
+            build_net(OmegaConf.to_container(cfg.model, resolve=True), len(CLASSES)),
+            data.dry_run_sample(cfg.sample_size),
             instantiate(cfg.init),
             seed=cfg.seed,
             num_classes=len(CLASSES),

@@ -3,7 +3,8 @@
 python scripts/train.py                                        # lazy_mlp, xavier, 20 epochs (about 30 s on 2 cores)
 python scripts/train.py model=lazy_cnn init=normal init.std=0.05 trainer.max_epochs=5
 python scripts/train.py -m model=lazy_mlp,lazy_cnn init=xavier,normal   # 4 runs
-python scripts/train.py -m experiment=grid                     # the same grid, as a preset
+python scripts/train.py -m sweep=grid                          # the same grid, as a preset
+python scripts/train.py -m experiment=cnn_recipe sweep=seeds   # a recipe over 3 seeds
 python scripts/train.py resume=outputs/runs/<time>             # continue a run, exactly
 tensorboard --logdir outputs --host 127.0.0.1
 """
@@ -11,14 +12,14 @@ tensorboard --logdir outputs --host 127.0.0.1
 import hydra
 from omegaconf import DictConfig
 
-import lazytrain.run_dir  # noqa: F401  (the config's resolvers and run-directory checks)
+import lazytrain  # noqa: F401  (registers the config's resolvers)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from lazytrain.train import main as train  # after Hydra parsed the CLI: --help stays fast
+    from lazytrain.job import main as job  # after Hydra parsed the CLI: --help stays fast
 
-    return train(cfg)
+    return job(cfg)
 
 
 if __name__ == "__main__":

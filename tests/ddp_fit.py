@@ -54,7 +54,7 @@ def main(strategy: str, data_dir: str, work_dir: str) -> None:
         "model.convs_per_block=1",
     )
     datamodule = instantiate(cfg.data)
-    model = build_model(cfg, datamodule)
+    model = build_model(cfg, datamodule.dry_run_sample(cfg.sample_size), datamodule.num_classes)
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy=strategy, max_epochs=1, limit_train_batches=3,
         limit_val_batches=1, log_every_n_steps=2, logger=False, enable_checkpointing=False,

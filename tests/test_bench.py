@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .conftest import run_script
+from .helpers import run_script
 
 
 def test_bench_prints_its_table(real_data_root, tmp_path):

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_script
-from .test_cli import FEW_BATCHES
-from .test_compare import EXCLUDE_KEYS
+from .helpers import EXCLUDE_KEYS, FEW_BATCHES, run_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from lazytrain.module import LazyClassifier
 
-from .conftest import run_script
-from .tensorboard_events import read_events
+from .helpers import EXCLUDE_KEYS, FEW_BATCHES, read_events, run_script
 
-FEW_BATCHES = [
-    "trainer.max_epochs=2",
-    "trainer.limit_train_batches=8",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-    "trainer.log_every_n_steps=4",
-]
 BAD_MODEL = """\
 _target_: torch.nn.Sequential
 _args_:
@@ -27,17 +17,6 @@ _args_:
   - {_target_: torch.nn.ReLU}
   - {_target_: torch.nn.Linear, in_features: 64, out_features: 10}
 """
-
-
-@pytest.fixture(scope="module")
-def mlp_run(real_data_root, tmp_path_factory) -> Path:
-    cwd = tmp_path_factory.mktemp("cli")
-    run_dir = cwd / "run"
-    proc = run_script(
-        "train.py", f"data.root={real_data_root}", f"hydra.run.dir={run_dir}", *FEW_BATCHES, cwd=cwd
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return run_dir
 
 
 def test_run_directory_holds_config_log_events_and_checkpoints(mlp_run):
@@ -50,7 +29,7 @@ def test_run_directory_holds_config_log_events_and_checkpoints(mlp_run):
 
 def test_train_log_holds_lightning_lines_too(mlp_run):
     log = (mlp_run / "train.log").read_text()
-    assert "[lazytrain.init]" in log and "materialized" in log
+    assert "[lazytrain.dry_run]" in log and "materialized" in log
     assert "[lightning.pytorch" in log and "`Trainer.fit` stopped" in log
     assert "| `1.weight` | uninitialized | [256, 784] |" in log
 
@@ -146,7 +125,7 @@ def test_shapes_script_fails_readably(real_data_root, tmp_path):
     proc = run_script(
         "shapes.py",
         "model=lazy_mlp",
-        "model.num_classes=7",
+        "+model.num_classes=7",  # a model that disagrees with the data
         f"data.root={real_data_root}",
         cwd=tmp_path,
     )
@@ -159,7 +138,7 @@ def test_multirun_grid_writes_one_named_run_per_combination(real_data_root, tmp_
     sweep = tmp_path / "sweep"
     proc = run_script(
         "train.py", "-m", "model=lazy_mlp,lazy_cnn", "init=xavier,normal", f"data.root={real_data_root}",
-        f"hydra.sweep.dir={sweep}", "hydra.job.config.override_dirname.exclude_keys=[data.root,trainer.max_epochs,trainer.limit_train_batches,trainer.limit_val_batches,trainer.limit_test_batches,trainer.log_every_n_steps]",
+        f"hydra.sweep.dir={sweep}", EXCLUDE_KEYS,
         *FEW_BATCHES, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 import statistics
 import warnings
 from pathlib import Path
@@ -35,9 +36,7 @@ from lazytrain.compare import (
 )
 from lazytrain.tracking import log_hparams
 
-from .conftest import CONF, copy_tree, run_script
-from .tensorboard_events import read_events
-from .test_cli import FEW_BATCHES
+from .helpers import CONF, FEW_BATCHES, read_events, run_script
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Keep the per-run directory names to the swept keys (as test_cli's multirun test does).
@@ -225,7 +224,7 @@ def labels_name_exactly_what_is_not_common(groups: list[Group], common: list[str
 
 # The issue's mix: a grid_seeds sweep cut to 2 epochs, and two runs made by hand.
 GRID = [
-    [f"model={m}", f"init={i}", f"seed={s}", "experiment=grid_seeds", "trainer.max_epochs=2"]
+    [f"model={m}", f"init={i}", f"seed={s}", "sweep=grid_seeds", "trainer.max_epochs=2"]
     for m in ("lazy_mlp", "lazy_cnn")
     for i in ("xavier", "normal")
     for s in (0, 1)
@@ -238,11 +237,11 @@ def test_common_means_every_run_and_labels_tell_configurations_apart():
     groups, common = group_runs(runs)
     assert common == []  # init.std=0.05 and optimizer=sgd were one run's only: not common
     assert sorted(g.label for g in groups) == [
-        "experiment=grid_seeds,init=normal,model=lazy_cnn,trainer.max_epochs=2",
-        "experiment=grid_seeds,init=normal,model=lazy_mlp,trainer.max_epochs=2",
-        "experiment=grid_seeds,init=xavier,model=lazy_cnn,trainer.max_epochs=2",
-        "experiment=grid_seeds,init=xavier,model=lazy_mlp,trainer.max_epochs=2",
         "init=normal,init.std=0.05,model=lazy_cnn",  # by key: init's choice before init.std
+        "init=normal,model=lazy_cnn,sweep=grid_seeds,trainer.max_epochs=2",
+        "init=normal,model=lazy_mlp,sweep=grid_seeds,trainer.max_epochs=2",
+        "init=xavier,model=lazy_cnn,sweep=grid_seeds,trainer.max_epochs=2",
+        "init=xavier,model=lazy_mlp,sweep=grid_seeds,trainer.max_epochs=2",
         "optimizer=sgd",
     ]
     assert sorted(g.n for g in groups) == [1, 1, 2, 2, 2, 2]  # the sweep's two seeds each
@@ -365,7 +364,7 @@ def hydra_config(*overrides: str):
 
 
 def test_grid_seeds_preset_sweeps_model_init_and_seed():
-    hydra = hydra_config("experiment=grid_seeds")
+    hydra = hydra_config("sweep=grid_seeds")
     assert hydra.mode.name == "MULTIRUN"
     assert dict(hydra.sweeper.params) == {
         "model": "lazy_mlp,lazy_cnn",
@@ -376,7 +375,7 @@ def test_grid_seeds_preset_sweeps_model_init_and_seed():
 
 def test_parallel_preset_uses_the_joblib_launcher():
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason=JOBLIB_MISSING)
-    hydra = hydra_config("experiment=parallel")
+    hydra = hydra_config("launcher=parallel")
     assert hydra.mode.name == "MULTIRUN"
     assert hydra.launcher._target_.endswith("JoblibLauncher") and hydra.launcher.n_jobs == 2
 
@@ -456,7 +455,7 @@ def test_compare_sweeps_and_single_runs_mixed(real_data_root, real_sweep, tmp_pa
     """outputs/ as a user has it: a sweep (2 models x 2 seeds, a crashed job), two runs by hand
     with other overrides, one of them kept elsewhere and linked in, the sweep linked twice."""
     outputs = tmp_path / "outputs"
-    copy_tree(real_sweep, outputs / "multirun" / "sweep")
+    shutil.copytree(real_sweep, outputs / "multirun" / "sweep")
     real_run(real_data_root, outputs / "runs" / "std", "init=normal", "init.std=0.05")
     real_run(real_data_root, tmp_path / "elsewhere" / "sgd", "optimizer=sgd")
     (outputs / "sgd").symlink_to(tmp_path / "elsewhere" / "sgd")
@@ -514,11 +513,11 @@ def test_compare_sweeps_and_single_runs_mixed(real_data_root, real_sweep, tmp_pa
 @pytest.mark.slow
 def test_parallel_preset_runs_jobs_in_two_processes(real_data_root, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason=JOBLIB_MISSING)
-    sweep, output = real_multirun(real_data_root, tmp_path, "experiment=parallel", "seed=0,1")
+    sweep, output = real_multirun(real_data_root, tmp_path, "launcher=parallel", "seed=0,1")
     assert "Joblib.Parallel(n_jobs=2" in output
     runs = find_runs(sweep)
     assert [(r.name, r.status) for r in runs] == [("seed=0", FINISHED), ("seed=1", FINISHED)]
-    assert all(r.overrides and "experiment=parallel" in r.overrides for r in runs)
+    assert all(r.overrides and "launcher=parallel" in r.overrides for r in runs)
     # events.out.tfevents.<time>.<host>.<pid>.<n>: one worker process per job
     pids = {next(sweep.glob(f"{r.name}/events.out.tfevents.*")).name.split(".")[-2] for r in runs}
     assert len(pids) == 2

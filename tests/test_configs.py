@@ -7,23 +7,24 @@ import os
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from lazytrain.augment import Augment
-from lazytrain.train import build_model, run
+from lazytrain.train import build_model, train
 
-from .conftest import CONF
-from .tensorboard_events import read_events
+from .helpers import CONF, read_events
 
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
-EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*recipe.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))  # recipes
 
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("init", ["xavier", "normal", "kaiming", "default"])
 def test_every_model_and_init_builds(cfg_factory, model, init):
     cfg = cfg_factory(f"model={model}", f"init={init}")
-    built = build_model(cfg, instantiate(cfg.data))
+    data = instantiate(cfg.data)
+    built = build_model(cfg, data.dry_run_sample(cfg.sample_size), data.num_classes)
     assert built.shape_report.output_shape == (cfg.sample_size, 10)
 
 
@@ -32,7 +33,7 @@ def test_recipes_build_model_schedule_and_augmentation(cfg_factory, experiment):
     cfg = cfg_factory(f"experiment={experiment}")
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule.augment, Augment) or experiment == "mlp_recipe"
-    model = build_model(cfg, datamodule)
+    model = build_model(cfg, datamodule.dry_run_sample(cfg.sample_size), datamodule.num_classes)
     assert model.hparams.scheduler["_target_"].startswith("lazytrain.schedules.")
     assert model.hparams.label_smoothing == 0.1
 
@@ -49,16 +50,50 @@ def test_recipes_train_end_to_end(cfg_factory, experiment):
         "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1",
     )
-    assert math.isfinite(run(cfg))
+    assert math.isfinite(train(cfg))
     events = read_events(Path(cfg.output_dir))
     assert events.hparams["hardware"] == f"CPU, {len(os.sched_getaffinity(0))} cores"
     assert events.hparams["params"] > 0
     assert [step for step, _ in events.scalars["test/acc"]] == [2]
 
 
-def test_grid_preset_sweeps_models_and_inits(cfg_factory):
-    from hydra import compose, initialize_config_dir
-
+def hydra_config(*overrides: str):
     with initialize_config_dir(CONF, version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=grid"], return_hydra_config=True)
+        return compose("train", overrides=[*overrides, "output_dir=."], return_hydra_config=True)
+
+
+def test_grid_preset_sweeps_models_and_inits():
+    cfg = hydra_config("sweep=grid")
     assert dict(cfg.hydra.sweeper.params) == {"model": "lazy_mlp,lazy_cnn", "init": "xavier,normal"}
+    assert cfg.hydra.mode.name == "MULTIRUN"
+
+
+def test_a_recipe_combines_with_a_sweep_and_a_launcher_on_one_command_line():
+    cfg = hydra_config("experiment=convnet_recipe", "sweep=seeds", "launcher=slurm")
+    assert cfg.model._target_ == "lazytrain.models.lazy_convnet"  # the recipe
+    assert cfg.optimizer.lr == 0.0005 and cfg.data.augment.crop_padding == 2
+    assert dict(cfg.hydra.sweeper.params) == {"seed": "0,1,2"}  # the sweep
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")  # the launcher
+    assert cfg.trainer.strategy == "ddp"
+
+
+def test_config_groups_hold_one_kind_of_thing_each():
+    """Recipes set what is trained, sweeps what a multirun varies, launchers where it runs."""
+    for recipe in EXPERIMENTS:
+        cfg = hydra_config(f"experiment={recipe}")
+        assert cfg.hydra.mode is None or cfg.hydra.mode.name == "RUN", recipe
+    for sweep in sorted(p.stem for p in (Path(CONF) / "sweep").glob("*.yaml")):
+        cfg = hydra_config(f"sweep={sweep}")
+        assert cfg.hydra.sweeper.params and cfg.hydra.mode.name == "MULTIRUN", sweep
+    for launcher in sorted(p.stem for p in (Path(CONF) / "launcher").glob("*.yaml")):
+        cfg = hydra_config(f"launcher={launcher}")
+        assert "BasicLauncher" not in cfg.hydra.launcher._target_, launcher
+        assert not cfg.hydra.sweeper.params, launcher
+
+
+def test_the_number_of_classes_comes_from_the_data(cfg_factory):
+    cfg = cfg_factory("model=lazy_cnn")
+    assert "num_classes" not in cfg.model
+    data = instantiate(cfg.data)
+    model = build_model(cfg, data.dry_run_sample(cfg.sample_size), data.num_classes)
+    assert model.net[-1].out_features == data.num_classes == 10

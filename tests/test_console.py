@@ -4,10 +4,7 @@ timing and short run names in a multirun, and train.log free of progress-bar fra
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +12,7 @@ from omegaconf import OmegaConf
 
 from lazytrain.run_dir import run_name
 
-from .conftest import ROOT
-from .test_resume import synthetic
+from .helpers import run_script, synthetic
 
 NOISE = ("💡", "Tip:", "litlogger", "litmodels", "limit_", "was configured so", "LeafSpec",
          "_pytree", "TPU available", "to estimate number of stepping batches")  # fmt: skip
@@ -25,13 +21,9 @@ LOG_RECORD = re.compile(r"\]\[(lazytrain|lightning|py\.warnings)[\w.]*\]\[[A-Z]+
 FIRST_STEP = re.compile(r"first training step ([\d.]+) s after job start")  # scripts/bench.py's
 
 
-def console(script: str, *args: str, cwd: Path) -> str:
+def console(script: str, *args: str, cwd: Path, fresh: bool = False) -> str:
     """A script's stdout and stderr as one stream, as a terminal shows them."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
-    )  # fmt: skip
+    proc = run_script(script, *args, cwd=cwd, merge=True, fresh=fresh)
     assert proc.returncode == 0, proc.stdout[-4000:]
     return proc.stdout
 
@@ -106,6 +98,7 @@ def test_multirun_times_each_job_and_names_runs_by_what_they_vary(synthetic_dir,
     output = console(
         "train.py", "-m", *with_progress_bar(tmp_path, synthetic_dir), "trainer.max_epochs=1",
         "seed=0,1", "optimizer.lr=0.0012345678901234567", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+        fresh=True,  # the first job's clock starts with the process
     )  # fmt: skip
     assert_quiet("\n".join(line for line in output.split("\n") if "[HYDRA]" not in line))
     names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
@@ -118,10 +111,9 @@ def test_multirun_times_each_job_and_names_runs_by_what_they_vary(synthetic_dir,
 
 
 def test_a_sweep_over_a_key_runs_are_not_named_by_is_refused(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "trainer.limit_train_batches=2,4",
-         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    proc = run_script(
+        "train.py", "-m", "trainer.limit_train_batches=2,4", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 1
     assert "the sweep varies trainer.limit_train_batches, which run names leave out" in proc.stderr

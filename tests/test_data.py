@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import lazytrain.data as data
-from lazytrain.data import FILES, DataError, DeviceBatches, FashionMNIST, locate, raw_dir, split
+from lazytrain.data import FILES, DataError, FashionMNIST, prepare_raw_files, raw_dir, split
+from lazytrain.datamodule import DeviceBatches
 
-from .conftest import run_script, write_fashion_mnist
+from .helpers import run_script, write_fashion_mnist
 
 
 def load(root: Path, *dirs: Path, download: bool = False) -> FashionMNIST:
@@ -262,4 +263,4 @@ def test_gz_helper_writes_real_gzip(tmp_path):
         gzip.decompress((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes())[:4]
         == b"\x00\x00\x08\x01"
     )
-    assert locate(tmp_path, download=False) == raw_dir(tmp_path)
+    assert prepare_raw_files(tmp_path, download=False) == raw_dir(tmp_path)

@@ -16,8 +16,7 @@ from hydra.utils import instantiate
 
 from lazytrain.evaluate import load
 
-from .conftest import make_cfg, run_script
-from .tensorboard_events import read_events
+from .helpers import make_cfg, read_events, run_script
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).with_name("ddp_fit.py")

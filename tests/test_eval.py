@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import shutil
 
-import pytest
-
-from .conftest import run_script
-from .tensorboard_events import read_events
-from .test_cli import FEW_BATCHES
+from .helpers import read_events, run_script
 
 
-@pytest.fixture(scope="module")
-def trained_run(real_data_root, tmp_path_factory) -> Path:
-    cwd = tmp_path_factory.mktemp("eval")
-    run_dir = cwd / "run"
-    proc = run_script(
-        "train.py",
-        f"data.root={real_data_root}",
-        f"hydra.run.dir={run_dir}",
-        *FEW_BATCHES,
-        "trainer.limit_test_batches=1.0",
-        cwd=cwd,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
-
-
-def test_eval_reproduces_the_final_test_and_reports_per_class(
-    trained_run, real_data_root, tmp_path
-):
+def test_eval_reproduces_the_final_test_and_reports_per_class(mlp_run, real_data_root, tmp_path):
+    trained_run = shutil.copytree(mlp_run, tmp_path / "run")  # eval.py appends to the run
     best = next((trained_run / "checkpoints").glob("best-*.ckpt"))
     proc = run_script("eval.py", f"ckpt_path={best}", f"data.root={real_data_root}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -49,10 +28,10 @@ def test_eval_needs_a_checkpoint(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_names_parameter_and_shapes(
-    trained_run, real_data_root, tmp_path
+    mlp_run, real_data_root, tmp_path
 ):
     proc = run_script(
-        "train.py", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "model.hidden=[128]",
+        "train.py", f"ckpt_path={mlp_run / 'checkpoints' / 'last.ckpt'}", "model.hidden=[128]",
         f"data.root={real_data_root}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 1

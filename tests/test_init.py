@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from lazytrain import init as schemes
-from lazytrain.init import INIT_LAYERS, apply_init, xavier_bound
+from lazytrain.dry_run import apply_init
+from lazytrain.init import INIT_LAYERS, xavier_bound
 from lazytrain.models import lazy_cnn, lazy_convnet, lazy_mlp
 
 X = torch.randn(64, 1, 28, 28)

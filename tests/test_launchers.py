@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from .conftest import CONF, run_script
-from .tensorboard_events import read_events
+from .helpers import CONF, read_events, run_script
 
 pytest.importorskip(
     "hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[dev]' brings it"
@@ -33,7 +32,7 @@ def test_slurm_preset_asks_one_task_per_device_on_every_node():
     with initialize_config_dir(CONF, version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=["experiment=slurm", "trainer.num_nodes=2", "trainer.devices=8"],
+            overrides=["launcher=slurm", "trainer.num_nodes=2", "trainer.devices=8"],
             return_hydra_config=True,
         )
     launcher = cfg.hydra.launcher

@@ -10,7 +10,8 @@ from hydra.utils import instantiate
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from lazytrain.init import apply_init, default, uninitialized
+from lazytrain.dry_run import apply_init, uninitialized
+from lazytrain.init import default
 from lazytrain.models import lazy_cnn, lazy_convnet, lazy_mlp
 
 X = torch.zeros(2, 1, 28, 28)

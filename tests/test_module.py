@@ -5,35 +5,20 @@ from __future__ import annotations
 
 import copy
 
-import lightning as L
 import pytest
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
 from lightning.pytorch.tuner import Tuner
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch import nn
 
 from lazytrain.module import LazyClassifier
-from lazytrain.train import build_model
 
-
-def setup(cfg):
-    datamodule = instantiate(cfg.data)
-    return build_model(cfg, datamodule), datamodule
-
-
-def trainer(tmp_path, **kwargs) -> L.Trainer:
-    options = dict(
-        accelerator="cpu", max_epochs=1, limit_train_batches=4, limit_val_batches=1,
-        logger=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path, enable_checkpointing=False,
-    )  # fmt: skip
-    return L.Trainer(**{**options, **kwargs})
+from .helpers import model_and_data, quiet_trainer
 
 
 def test_trap4_optimizer_sees_only_concrete_parameters(cfg_factory):
-    model, _ = setup(cfg_factory("~scheduler"))  # a schedule needs a trainer's step count
+    model, _ = model_and_data(cfg_factory("~scheduler"))  # a schedule needs a trainer's step count
     optimizer = model.configure_optimizers()
     decay, no_decay = optimizer.param_groups
     assert [p.ndim for p in decay["params"]] == [2, 2] and decay["weight_decay"] == 0.01
@@ -46,35 +31,35 @@ def test_trap4_optimizer_sees_only_concrete_parameters(cfg_factory):
 
 
 def test_sgd_from_config(cfg_factory):
-    model, _ = setup(cfg_factory("optimizer=sgd", "optimizer.lr=0.05", "~scheduler"))
+    model, _ = model_and_data(cfg_factory("optimizer=sgd", "optimizer.lr=0.05", "~scheduler"))
     optimizer = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["lr"] == 0.05
 
 
 def test_trap5_validate_and_test_never_reinitialize(cfg_factory, tmp_path):
-    model, datamodule = setup(cfg_factory())
+    model, datamodule = model_and_data(cfg_factory())
     initial = model.digest()
-    t = trainer(tmp_path)
+    t = quiet_trainer(tmp_path)
     t.fit(model, datamodule=datamodule)
     trained = model.digest()
     assert trained != initial
     t.validate(model, datamodule=datamodule)
     t.test(model, datamodule=datamodule)
     assert model.digest() == trained
-    model.apply_init(datamodule.sample(8), lambda layer, g: nn.init.zeros_(layer.weight))
+    model.materialize(datamodule.dry_run_sample(8), lambda layer, g: nn.init.zeros_(layer.weight))
     assert model.digest() == trained
 
 
 def test_trap6_deepcopy_and_weight_averaging(cfg_factory, tmp_path):
     with pytest.raises(Exception):  # noqa: B017 - the trap itself: deepcopy of a lazy BN fails
         copy.deepcopy(nn.LazyBatchNorm2d())
-    model, datamodule = setup(
+    model, datamodule = model_and_data(
         cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
     )
     clone = copy.deepcopy(model)
     assert clone.digest() == model.digest()
     swa = StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)
-    trainer(tmp_path, max_epochs=2, callbacks=[swa]).fit(model, datamodule=datamodule)
+    quiet_trainer(tmp_path, max_epochs=2, callbacks=[swa]).fit(model, datamodule=datamodule)
     assert swa._average_model is not None
 
 
@@ -82,9 +67,9 @@ def test_trap6_deepcopy_and_weight_averaging(cfg_factory, tmp_path):
 def trained(cfg_factory, tmp_path):
     """A model fitted for one short epoch with a checkpoint; returns (model, datamodule, path)."""
     cfg = cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
-    model, datamodule = setup(cfg)
+    model, datamodule = model_and_data(cfg)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    trainer(tmp_path, callbacks=[checkpoint], enable_checkpointing=True).fit(
+    quiet_trainer(tmp_path, callbacks=[checkpoint], enable_checkpointing=True).fit(
         model, datamodule=datamodule
     )
     return model.eval(), datamodule, tmp_path / "ckpt" / "last.ckpt"
@@ -110,7 +95,7 @@ def test_trap10_loaded_model_is_concrete_and_predicts_identically(trained):
         type(m).__name__ for m in loaded.net.modules() if type(m).__name__.startswith("Lazy")
     ]
     assert "Conv2d(1, 4" in repr(loaded.net)
-    x = datamodule.sample(16)
+    x = datamodule.dry_run_sample(16)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
     assert loaded.digest() == model.digest()
@@ -120,13 +105,13 @@ def test_trap5_validate_after_loading_keeps_the_loaded_weights(trained, tmp_path
     _, datamodule, path = trained
     loaded = LazyClassifier.load_from_checkpoint(path, weights_only=True)
     before = loaded.digest()
-    trainer(tmp_path).validate(loaded, datamodule=datamodule)
+    quiet_trainer(tmp_path).validate(loaded, datamodule=datamodule)
     assert loaded.digest() == before
 
 
 def test_checkpoint_from_another_architecture_names_the_parameter(trained, cfg_factory):
     _, _, path = trained
-    other, _ = setup(
+    other, _ = model_and_data(
         cfg_factory("model=lazy_convnet", "model.channels=[4,16]", "model.convs_per_block=1")
     )
     state = torch.load(path, weights_only=True)["state_dict"]
@@ -135,15 +120,15 @@ def test_checkpoint_from_another_architecture_names_the_parameter(trained, cfg_f
 
 
 def test_trap9_lr_find_writes_a_loadable_checkpoint(cfg_factory, tmp_path):
-    model, datamodule = setup(cfg_factory())
-    result = Tuner(trainer(tmp_path, max_epochs=3)).lr_find(
+    model, datamodule = model_and_data(cfg_factory())
+    result = Tuner(quiet_trainer(tmp_path, max_epochs=3)).lr_find(
         model, datamodule=datamodule, num_training=8, early_stop_threshold=None
     )
     assert len(result.results["lr"]) == 8
 
 
 def test_trap11_summary_counts_the_real_parameters(cfg_factory):
-    model, _ = setup(cfg_factory("model=lazy_cnn"))
+    model, _ = model_and_data(cfg_factory("model=lazy_cnn"))
     real = sum(p.numel() for p in model.parameters())
     assert real == 61706
     assert ModelSummary(model).total_parameters == real
@@ -151,11 +136,11 @@ def test_trap11_summary_counts_the_real_parameters(cfg_factory):
 
 @pytest.mark.parametrize("precision", ["bf16-true", "64-true", "bf16-mixed"])
 def test_trap16_precisions_and_gradient_clipping_train(cfg_factory, tmp_path, precision):
-    model, datamodule = setup(
+    model, datamodule = model_and_data(
         cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
     )
     initial = model.digest()
-    t = trainer(tmp_path, precision=precision, gradient_clip_val=0.5, log_every_n_steps=1)
+    t = quiet_trainer(tmp_path, precision=precision, gradient_clip_val=0.5, log_every_n_steps=1)
     t.fit(model, datamodule=datamodule)
     assert model.digest() != initial
     assert torch.isfinite(t.callback_metrics["train/loss_epoch"])

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from lazytrain.augment import Augment, random_crop
-from lazytrain.data import DeviceBatches
-from lazytrain.init import apply_init, xavier
+from lazytrain.datamodule import DeviceBatches
+from lazytrain.dry_run import apply_init
+from lazytrain.init import xavier
 from lazytrain.models import LazyResidualBlock, lazy_resnet
 from lazytrain.schedules import one_cycle, warmup_cosine
 

@@ -15,11 +15,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from lazytrain.checkpoints import LastCheckpoint, NonFiniteLossError, atomic_write
+from lazytrain.checkpoints import LastCheckpoint, atomic_write
+from lazytrain.module import NonFiniteLossError
 
-from .conftest import ROOT, run_script, write_fashion_mnist
-from .tensorboard_events import read_events
-from .test_module import setup, trainer
+from .helpers import (
+    ROOT,
+    model_and_data,
+    quiet_trainer,
+    read_events,
+    run_script,
+    write_fashion_mnist,
+)
 
 FAULT = "+callbacks.fault._target_=tests.faults.SignalAt"
 
@@ -338,13 +344,17 @@ def test_resume_of_a_directory_without_a_run_creates_nothing(tmp_path):
 def test_a_failure_before_training_saves_nothing(cfg_factory, tmp_path):
     """Finding: the interruption save ran for any exception, so a checkpoint that failed to
     restore was replaced by the untrained model."""
-    model, datamodule = setup(cfg_factory())
+    model, datamodule = model_and_data(cfg_factory())
     ckpt_dir = tmp_path / "ckpt"
-    t = trainer(tmp_path, callbacks=[LastCheckpoint(dirpath=ckpt_dir)], enable_checkpointing=True)
+    t = quiet_trainer(
+        tmp_path, callbacks=[LastCheckpoint(dirpath=ckpt_dir)], enable_checkpointing=True
+    )
     t.fit(model, datamodule=datamodule)
     saved = (ckpt_dir / "last.ckpt").read_bytes()
-    model, datamodule = setup(cfg_factory("optimizer=sgd"))  # restoring AdamW's state fails
-    t = trainer(
+    model, datamodule = model_and_data(
+        cfg_factory("optimizer=sgd")
+    )  # restoring AdamW's state fails
+    t = quiet_trainer(
         tmp_path,
         callbacks=[LastCheckpoint(dirpath=ckpt_dir)],
         enable_checkpointing=True,
@@ -392,14 +402,14 @@ def test_signal_saves_last_checkpoint_and_the_run_resumes(tmp_path, synthetic_di
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     cfg_factory, tmp_path
 ):
-    model, datamodule = setup(
+    model, datamodule = model_and_data(
         cfg_factory("optimizer=sgd", "optimizer.lr=1e12", "optimizer.momentum=0")
     )
     ckpt_dir = tmp_path / "ckpt"
     ckpt_dir.mkdir()
     (ckpt_dir / "last.ckpt").write_bytes(b"the last good checkpoint")
     callback = LastCheckpoint(dirpath=ckpt_dir)
-    t = trainer(
+    t = quiet_trainer(
         tmp_path,
         callbacks=[callback],
         enable_checkpointing=True,

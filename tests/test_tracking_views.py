@@ -15,24 +15,11 @@ from torch.utils.tensorboard import SummaryWriter
 from lazytrain import tracking
 from lazytrain.module import LazyClassifier
 
-from .conftest import run_script
-from .tensorboard_events import read_events
-from .test_cli import FEW_BATCHES
+from .helpers import read_events
 
 MLP = {"_target_": "lazytrain.models.lazy_mlp", "hidden": [256]}
 XAVIER = {"_target_": "lazytrain.init.xavier", "_partial_": True}
 ADAMW = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
-
-
-@pytest.fixture(scope="module")
-def views_run(real_data_root, tmp_path_factory) -> tuple[Path, str]:
-    cwd = tmp_path_factory.mktemp("views")
-    run_dir = cwd / "run"
-    proc = run_script(
-        "train.py", f"data.root={real_data_root}", f"hydra.run.dir={run_dir}", *FEW_BATCHES, cwd=cwd
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return run_dir, proc.stdout + proc.stderr
 
 
 def accumulator(run_dir: Path) -> EventAccumulator:
@@ -41,12 +28,12 @@ def accumulator(run_dir: Path) -> EventAccumulator:
     return ea
 
 
-def test_hparams_default_columns_are_the_ones_people_compare(views_run):
+def test_hparams_default_columns_are_the_ones_people_compare(mlp_run):
     """TensorBoard sorts the HPARAMS columns by `differs`, then by name, and shows the first
     five: run its own sort on what the run wrote."""
     from tensorboard.plugins.hparams import backend_context, metadata
 
-    run_dir, _ = views_run
+    run_dir = mlp_run
     ea = accumulator(run_dir)
     content = ea.PluginTagToContent("hparams")[metadata.EXPERIMENT_TAG]
     experiment = metadata.parse_experiment_plugin_data(content)
@@ -55,8 +42,8 @@ def test_hparams_default_columns_are_the_ones_people_compare(views_run):
     assert shown == ["hardware", "init", "model", "optimizer.lr", "seed"]
 
 
-def test_weight_stats_at_step_zero_are_the_init(views_run):
-    run_dir, _ = views_run
+def test_weight_stats_at_step_zero_are_the_init(mlp_run):
+    run_dir = mlp_run
     scalars = read_events(run_dir).scalars
     weights = {t for t in scalars if t.startswith("weights/")}
     assert weights == {
@@ -72,8 +59,9 @@ def test_weight_stats_at_step_zero_are_the_init(views_run):
     assert scalars["weights/1.weight/std"][-1][1] != scalars["weights/1.weight/std"][0][1]
 
 
-def test_graph_of_the_materialized_model(views_run):
-    run_dir, output = views_run
+def test_graph_of_the_materialized_model(mlp_run):
+    run_dir = mlp_run
+    output = (mlp_run.parent / "console.txt").read_text()
     ea = accumulator(run_dir)
     assert ea.Tags()["graph"] is True
     ops = {node.op for node in ea.Graph().node}

@@ -16,7 +16,7 @@ from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
 from lazytrain.module import LazyClassifier
 from lazytrain.trust import UntrustedTargetError, check_targets
 
-from .conftest import ROOT, run_script
+from .helpers import ROOT, run_script
 
 EVAL_MAIN = runpy.run_path(str(ROOT / "scripts" / "eval.py"), run_name="eval_script")["main"]
 SEQUENTIAL = {

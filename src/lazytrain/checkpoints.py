@@ -25,10 +25,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the run stops, its last good checkpoint stays."""
-
-
 class CheckpointError(ValueError):
     """A file given as a checkpoint is not one (or not one lazytrain can load safely)."""
 

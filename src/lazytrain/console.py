@@ -1,8 +1,8 @@
 """The terminal as a person reads it while a job runs: log lines on lines of their own above the
 progress bar (never glued to it), a short block at the start naming the run directory and how to
-view it, a per-job clock, and none of the third-party lines that say nothing about this run.
+view it, and none of the third-party lines that say nothing about this run.
 
-Shared by ``scripts/train.py`` (through ``lazytrain.train``), ``scripts/eval.py`` and
+Shared by ``scripts/train.py`` (through :mod:`lazytrain.job`), ``scripts/eval.py`` and
 ``scripts/bench.py``. Importing it is cheap (no torch, no Lightning): Hydra's logging config
 (``conf/hydra/default.yaml``) names :class:`ConsoleHandler` before the job's code runs.
 """
@@ -10,17 +10,13 @@ Shared by ``scripts/train.py`` (through ``lazytrain.train``), ``scripts/eval.py`
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shlex
 import sys
-import time
 import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-_IMPORTED = time.time()
-_job_start: float | None = None  # time.time() when this process's current job started
 
 # Lightning's log lines that say nothing about the run, by logger and message (``rank_zero_info``
 # logs under the module's own name, in lightning.pytorch and lightning.fabric alike).
@@ -98,31 +94,6 @@ class ConsoleHandler(logging.StreamHandler):
                 super().emit(record)
         except Exception:  # as any handler: a broken console never stops the run
             self.handleError(record)
-
-
-def process_age() -> float:
-    """Seconds since this process started (Linux ``/proc``; else since this module's import)."""
-    try:
-        stat = Path("/proc/self/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time, in clock ticks
-        lines = Path("/proc/stat").read_text().splitlines()
-        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
-        return time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time() - _IMPORTED
-
-
-def start_job() -> None:
-    """Start this job's clock. A process's first job starts with the process (its imports are
-    what a person waits for after pressing Enter); each later job of a multirun when the launcher
-    hands it over."""
-    global _job_start
-    _job_start = time.time() - (process_age() if _job_start is None else 0.0)
-
-
-def job_age() -> float:
-    """Seconds since this job started (since the process started, outside a job)."""
-    return process_age() if _job_start is None else time.time() - _job_start
 
 
 def shown(path: str | Path) -> str:

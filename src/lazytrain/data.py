@@ -1,8 +1,7 @@
-"""Fashion-MNIST as four tensors: find the IDX files, check them, load once, batch on the device.
+"""Fashion-MNIST as four tensors: find the IDX files, check them, unpack them, load them once.
 
-The whole set is 47 MB as uint8, so it lives as one tensor on the training device and batches are
-gathered with ``randperm`` indices and normalized there — no per-sample PIL transforms, no worker
-processes (about 13× the throughput of ``FashionMNIST`` + ``ToTensor`` + ``DataLoader`` on 2 cores).
+The whole set is 47 MB as uint8, so it is read into four tensors that the data module
+(:mod:`lazytrain.datamodule`) keeps on the training device and batches there.
 """
 
 from __future__ import annotations
@@ -11,10 +10,9 @@ import gzip
 import logging
 import os
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -135,7 +133,7 @@ def _unpack(src: Path, dst: Path, data: bytes) -> None:
     log.info("unpacked %s -> %s", src, dst)
 
 
-def locate(
+def prepare_raw_files(
     root: str | Path, search_dirs: Sequence[str] = (SYSTEM_DIR,), download: bool = True
 ) -> Path:
     """Make sure the four unpacked IDX files are in ``raw_dir(root)`` and return that directory.
@@ -207,7 +205,7 @@ class FashionMNIST:
     ):
         from torchvision.datasets.mnist import read_image_file, read_label_file
 
-        raw = locate(root, search_dirs, download)
+        raw = prepare_raw_files(root, search_dirs, download)
         data = cls(
             train_x=read_image_file(str(raw / "train-images-idx3-ubyte")).unsqueeze(1),
             train_y=read_label_file(str(raw / "train-labels-idx1-ubyte")),
@@ -223,7 +221,7 @@ class FashionMNIST:
                 )
         return data
 
-    def sample(self, n: int) -> torch.Tensor:
+    def dry_run_sample(self, n: int) -> torch.Tensor:
         """The first ``n`` training images, normalized: the dry-run batch. A fixed slice, not a
         shuffled draw, so it consumes no randomness and changes neither init nor data order."""
         return normalize(self.train_x[:n])
@@ -240,81 +238,3 @@ def split(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]
         raise ValueError(f"data.val_size must be between 1 and {n - 1}, got {val_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[val_size:].sort().values, perm[:val_size].sort().values
-
-
-class DeviceBatches:
-    """Mini-batches gathered from tensors that already sit on the training device.
-
-    Each epoch draws its own permutation from ``seed + epoch`` and every rank takes its own
-    stride of it (the DDP shard). Resumable at any batch: ``state_dict()`` records the epoch,
-    how many of its batches the trainer has completed (``completed()``; the loader itself runs
-    ahead by Lightning's prefetch) and the augmentation generator's state at that batch, and the
-    next ``iter()`` continues exactly there, so an interrupted run sees the same batches as an
-    uninterrupted one (Lightning saves and restores this state with the loop's).
-    """
-
-    def __init__(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        epoch: Callable[[], int] = lambda: 0,
-        completed: Callable[[], int] = lambda: 0,
-        rank: int = 0,
-        world_size: int = 1,
-        drop_last: bool = False,
-        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch size must be positive, got {batch_size}")
-        self.x, self.y = x, y
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, epoch
-        self.completed = completed
-        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
-        self.augment = augment
-        self._generator_at: dict[int, torch.Tensor] = {}  # batch -> generator state before it
-        self._resume_at: dict[str, Any] | None = None
-
-    def _indices(self, generator: torch.Generator) -> torch.Tensor:
-        n = len(self.y)
-        idx = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        usable = n - n % self.world_size
-        return idx[self.rank : usable : self.world_size].to(self.y.device)
-
-    def __len__(self) -> int:
-        per_rank = len(self.y) // self.world_size
-        if self.drop_last:
-            return per_rank // self.batch_size
-        return -(-per_rank // self.batch_size)
-
-    def state_dict(self) -> dict[str, Any]:
-        done = self.completed()
-        return {"epoch": self.epoch(), "batches": done, "generator": self._generator_at.get(done)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._resume_at = state
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        # One generator per epoch for the order and the augmentation: a resumed run replays both.
-        epoch, start = self.epoch(), 0
-        generator = torch.Generator().manual_seed(self.seed + epoch)
-        idx = self._indices(generator)
-        resume, self._resume_at = self._resume_at, None
-        if resume is not None and resume["epoch"] == epoch:
-            start = resume["batches"]
-            if resume["generator"] is not None:
-                generator.set_state(resume["generator"])
-        # The generator's state before each batch, for state_dict(): the last few only, as the
-        # trainer completes batches at most Lightning's prefetch behind what was yielded.
-        self._generator_at = {start: generator.get_state()} if self.augment else {}
-        for b in range(start, len(self)):
-            i = idx[b * self.batch_size : (b + 1) * self.batch_size]
-            # index_select: 2.5x faster than x[i] for a 256-row gather on the CPU
-            x = normalize(self.x.index_select(0, i))
-            if self.augment is not None:
-                x = self.augment(x, generator)
-                self._generator_at[b + 1] = generator.get_state()
-                self._generator_at.pop(b - 8, None)
-            yield x, self.y.index_select(0, i)

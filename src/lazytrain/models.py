@@ -7,8 +7,11 @@ infer, so the same config fits any image size or channel count. Each builder ret
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from hydra.utils import get_object, instantiate
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -19,6 +22,16 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
 }
 POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+def build_net(config: Mapping[str, Any], num_classes: int) -> nn.Module:
+    """Instantiate a model config (``conf/model``). The number of classes is the data's: a
+    builder with a ``num_classes`` argument gets it unless the config sets one (a layer list
+    states its last layer's size itself, and the dry run checks it)."""
+    takes = "num_classes" in inspect.signature(get_object(config["_target_"])).parameters
+    if takes and "num_classes" not in config:
+        return instantiate(config, num_classes=num_classes)
+    return instantiate(config)
 
 
 def _choice(table: dict[str, type[nn.Module]], name: str, what: str) -> type[nn.Module]:

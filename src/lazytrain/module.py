@@ -24,15 +24,15 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from lazytrain.checkpoints import (
-    CheckpointError,
-    CheckpointMismatchError,
-    NonFiniteLossError,
-    read_checkpoint,
-)
-from lazytrain.init import InitScheme, apply_init, uninitialized
-from lazytrain.shapes import ShapeReport
+from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError, read_checkpoint
+from lazytrain.dry_run import ShapeReport, apply_init, uninitialized
+from lazytrain.init import InitScheme
+from lazytrain.models import build_net
 from lazytrain.trust import check_targets
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run stops, its last good checkpoint stays."""
 
 
 class LazyClassifier(L.LightningModule):
@@ -52,11 +52,11 @@ class LazyClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["sample"])
-        self.net: nn.Module = instantiate(model)
+        self.net: nn.Module = build_net(model, num_classes)
         if sample is None:
             # Rebuilding from a checkpoint: only the shape matters, the weights load after.
             sample = torch.zeros(2, *input_shape)
-        self.shape_report = self.apply_init(sample, instantiate(init))
+        self.shape_report = self.materialize(sample, instantiate(init))
         # torchmetrics for evaluation; training accuracy is a plain on-device count (a
         # torchmetrics update costs 5x more, per step).
         self.val_acc, self.test_acc = (
@@ -65,8 +65,9 @@ class LazyClassifier(L.LightningModule):
         self._reset_epoch_sums()
         self._restored_rng: dict[str, torch.Tensor] = {}
 
-    def apply_init(self, inputs: torch.Tensor, init: InitScheme) -> ShapeReport | None:
-        """Dry-run ``inputs`` through the net, check the logits' shape, apply ``init`` — once."""
+    def materialize(self, inputs: torch.Tensor, init: InitScheme) -> ShapeReport | None:
+        """:func:`~lazytrain.dry_run.apply_init` on the net: dry-run ``inputs``, check the
+        logits' shape, apply ``init`` — once (a materialized net is left alone)."""
         hp = self.hparams
         return apply_init(self.net, inputs, init, seed=hp.seed, num_classes=hp.num_classes)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,8 +21,6 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from lazytrain.console import job_age
-
 if TYPE_CHECKING:
     from lazytrain.evaluate import Evaluation
 
@@ -31,7 +28,7 @@ SHAPES_TAG = "parameter_shapes"
 log = logging.getLogger(__name__)
 
 
-class RunLogger(TensorBoardLogger):
+class SingleEventFileLogger(TensorBoardLogger):
     """TensorBoardLogger that keeps its event file open between ``fit`` and ``test``.
 
     Lightning finalizes (closes) the writer after each stage, and the next write opens a second
@@ -126,33 +123,15 @@ def log_graph(writer: SummaryWriter, module: L.LightningModule) -> None:
 
 
 class TensorBoardTracking(L.Callback):
-    """Shape table and model graph once, weight histograms and statistics
-    right after init (step 0) and after every epoch, wall time per epoch, and one log line per
-    epoch (``train.log`` reads like a progress report even with the progress bar off)."""
+    """Shape table and model graph once, weight histograms and statistics right after init
+    (step 0) and after every epoch, every metric at the optimizer steps taken."""
 
     def __init__(self, histograms: bool = True) -> None:
         self.histograms = histograms
-        self._epoch_start = 0.0
-
-    def state_dict(self) -> dict[str, float]:
-        return {"epoch_seconds": time.perf_counter() - self._epoch_start}
-
-    def load_state_dict(self, state_dict: dict[str, float]) -> None:
-        # An epoch resumed mid-way (no on_train_epoch_start) counts the time it had already run.
-        self._epoch_start = time.perf_counter() - state_dict["epoch_seconds"]
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start = time.perf_counter()
-        if trainer.current_epoch == 0 and trainer.global_rank == 0:
-            log.info(
-                "first training step %.2f s after job start (%s)",
-                job_age(),  # per job of a multirun; a process's first job: since the process
-                hardware(trainer),
-            )
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for logger in trainer.loggers:
-            if isinstance(logger, RunLogger):
+            if isinstance(logger, SingleEventFileLogger):
                 logger.steps_taken = lambda: trainer.global_step
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -172,29 +151,9 @@ class TensorBoardTracking(L.Callback):
             log_weights(writer, pl_module, 0, self.histograms)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        seconds = time.perf_counter() - self._epoch_start
         writer = tensorboard_writer(trainer)
         if writer is not None:
-            writer.add_scalar("time/epoch_seconds", seconds, trainer.global_step)
             log_weights(writer, pl_module, trainer.global_step, self.histograms)
-        # Callbacks run before the module's on_train_epoch_end, where it logs this epoch's
-        # training metrics: ask the module for them rather than show last epoch's, averaged over
-        # the ranks as its sync_dist logging does (a collective, so on every rank; free on one).
-        train = getattr(pl_module, "train_epoch_metrics", dict)()
-        for k, v in train.items():
-            if isinstance(v, torch.Tensor):
-                train[k] = trainer.strategy.reduce(v, reduce_op="mean")
-        if trainer.global_rank == 0:
-            metrics = {k: v for k, v in trainer.callback_metrics.items() if "step" not in k}
-            metrics.update(train)
-            shown = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted(metrics.items()))
-            log.info(
-                "epoch %d (step %d, %.1f s): %s",
-                trainer.current_epoch,
-                trainer.global_step,
-                seconds,
-                shown,
-            )
 
 
 # The HPARAMS row holds what defines an experiment, in the order a person compares runs:
@@ -207,7 +166,7 @@ TRAILING = ("params", "hardware")
 SHOWN_FIRST = ("model", "init", "optimizer.lr", "seed", "hardware")  # the default columns
 # Where a run writes and how it is wired, not what it is: never columns.
 PLUMBING = (
-    "callbacks", "logger", "hydra", "output_dir", "resume", "ckpt_path", "trusted_targets",
+    "callbacks", "logger", "hydra", "sweep", "launcher", "hparams_search", "output_dir", "resume", "ckpt_path", "trusted_targets",
     "optimized_metric", "sample_size", "data.root", "data.search_dirs", "data.download",
     "data.eval_batch_size", "data.shuffle_seed", "trainer.default_root_dir", "trainer.accelerator",
     "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.enable_model_summary",

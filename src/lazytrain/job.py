@@ -1,0 +1,126 @@
+"""A training job as a process: what Hydra, Lightning's DDP launcher and a multirun do to the
+process around :func:`lazytrain.train.train`, and how a job ends (a user's mistake is one readable
+line and exit status 1; a SIGTERM or Ctrl-C is status 143).
+
+``scripts/train.py`` calls :func:`main`; everything here protects the pipeline from the process it
+runs in, and the next job of a multirun from this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, read_write
+
+from lazytrain import console, progress
+from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
+from lazytrain.data import DataError
+from lazytrain.dry_run import ShapeMismatchError
+from lazytrain.module import NonFiniteLossError
+from lazytrain.resume import ResumeError
+from lazytrain.run_dir import RunExistsError
+from lazytrain.train import train
+from lazytrain.trust import UntrustedTargetError
+
+log = logging.getLogger(__name__)
+
+# Mistakes in a config or on disk: reported as one readable line, not as a traceback.
+USER_ERRORS = (
+    ShapeMismatchError,
+    DataError,
+    InstantiationException,
+    ResumeError,
+    RunExistsError,
+    CheckpointError,
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    UntrustedTargetError,
+)
+
+
+def main(cfg: DictConfig) -> float:
+    """One job of ``scripts/train.py``: train ``cfg`` and return the metric sweepers optimize.
+
+    A user error is logged (console and ``train.log``) and exits with status 1; in a multirun it
+    is re-raised so Hydra records the job as failed and goes on with the next one."""
+    progress.start_job_clock()
+    console.quiet()
+    try:
+        with process_state_restored():
+            route_lightning_logs()
+            point_ddp_children_at_this_run()
+            announce_run(cfg)
+            return train(cfg, *command_line())
+    except SIGTERMException:  # a SystemExit with status 0: a scheduler must see the job stopped
+        sys.exit(128 + signal.SIGTERM)
+    except USER_ERRORS as err:
+        log.error("%s: %s", type(err).__name__, err)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(1)
+
+
+@contextmanager
+def process_state_restored() -> Iterator[None]:
+    """Leave the process as the job found it: Lightning's DDP launcher sets ``LOCAL_RANK``,
+    ``MASTER_PORT``, ``WORLD_SIZE``... in ``os.environ`` and leaves a process group behind, which
+    would make the next job of a multirun believe it is an externally launched rank."""
+    environ = dict(os.environ)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def route_lightning_logs() -> None:
+    """Send Lightning's log lines and all warnings through the root logger, so Hydra's
+    ``train.log`` holds them and the console shows them above the progress bar (Lightning gives
+    its loggers their own stderr handler and stops propagation)."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    console.warnings_to_log()
+
+
+def point_ddp_children_at_this_run() -> None:
+    """Lightning's ``ddp`` launcher starts ranks >= 1 by re-running this script with
+    ``sys.argv[1:]`` and ``hydra.run.dir=<HydraConfig run.dir>``. In a multirun that would start
+    a whole sweep per rank, in a directory of its own (Lightning#18145, hydra#2070). Give the
+    children this job's own overrides and its actual output directory instead, so every rank
+    trains the same configuration and only rank 0 writes the run's outputs."""
+    hydra_cfg = HydraConfig.get()
+    with read_write(hydra_cfg.run):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+
+
+def announce_run(cfg: DictConfig) -> None:
+    """The console's start block (rank 0): the run directory, and TensorBoard on the sweep's
+    directory in a multirun, so its runs are compared side by side."""
+    if rank_zero_only.rank != 0:
+        return
+    hydra_cfg = HydraConfig.get()
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    console.announce_run(cfg.output_dir, hydra_cfg.sweep.dir if sweep else cfg.output_dir)
+
+
+def command_line() -> tuple[dict[str, str], list[str]]:
+    """This job's config-group choices and command-line overrides."""
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    return {k: v for k, v in choices.items() if v}, list(hydra_cfg.overrides.task)

@@ -1,0 +1,94 @@
+"""The run's story as log lines (console and ``train.log``) and its clock: how long the job took to
+reach its first training step, and per epoch its wall time (also the ``time/epoch_seconds`` scalar)
+and metrics — so ``train.log`` reads like a progress report even with the progress bar off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from lazytrain.tracking import hardware
+
+log = logging.getLogger(__name__)
+_IMPORTED = time.time()
+_job_start: float | None = None  # time.time() when this process's current job started
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux ``/proc``; else since this module's import)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time, in clock ticks
+        lines = Path("/proc/stat").read_text().splitlines()
+        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
+        return time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time() - _IMPORTED
+
+
+def start_job_clock() -> None:
+    """Start this job's clock. A process's first job starts with the process (its imports are
+    what a person waits for after pressing Enter); each later job of a multirun when the launcher
+    hands it over."""
+    global _job_start
+    _job_start = time.time() - (process_age() if _job_start is None else 0.0)
+
+
+def job_age() -> float:
+    """Seconds since this job started (since the process started, outside a job)."""
+    return process_age() if _job_start is None else time.time() - _job_start
+
+
+class ProgressLog(L.Callback):
+    """One line when training starts (seconds since the job started, and on what), and one per
+    epoch: its wall time, logged as ``time/epoch_seconds`` too, and its metrics."""
+
+    def __init__(self) -> None:
+        self._epoch_start = 0.0
+
+    def state_dict(self) -> dict[str, float]:
+        return {"epoch_seconds": time.perf_counter() - self._epoch_start}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        # An epoch resumed mid-way (no on_train_epoch_start) counts the time it had already run.
+        self._epoch_start = time.perf_counter() - state_dict["epoch_seconds"]
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+        if trainer.current_epoch == 0 and trainer.global_rank == 0:
+            # per job of a multirun; a process's first job: since the process started
+            log.info(
+                "first training step %.2f s after job start (%s)", job_age(), hardware(trainer)
+            )
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seconds = time.perf_counter() - self._epoch_start
+        pl_module.log("time/epoch_seconds", seconds, on_epoch=True, rank_zero_only=True)
+        # Callbacks run before the module's on_train_epoch_end, where it logs this epoch's
+        # training metrics: ask the module for them rather than show last epoch's, averaged over
+        # the ranks as its sync_dist logging does (a collective, so on every rank; free on one).
+        train = getattr(pl_module, "train_epoch_metrics", dict)()
+        for k, v in train.items():
+            if isinstance(v, torch.Tensor):
+                train[k] = trainer.strategy.reduce(v, reduce_op="mean")
+        if trainer.global_rank == 0:
+            metrics = {
+                k: v
+                for k, v in trainer.callback_metrics.items()
+                if "step" not in k and not k.startswith("time/")
+            }
+            metrics.update(train)
+            shown = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted(metrics.items()))
+            log.info(
+                "epoch %d (step %d, %.1f s): %s",
+                trainer.current_epoch,
+                trainer.global_step,
+                seconds,
+                shown,
+            )

@@ -1,0 +1,237 @@
+"""What the tests share: small IDX datasets written on the spot, the real config shrunk to a
+few-second run, the scripts run as a user runs them, and TensorBoard's events read back."""
+
+from __future__ import annotations
+
+import atexit
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from lazytrain.data import FILES
+from lazytrain.datamodule import FashionMNISTDataModule
+from lazytrain.module import LazyClassifier
+from lazytrain.train import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = str(ROOT / "conf")
+
+# A real CLI run cut to a few batches (16 optimizer steps, 2 epochs).
+FEW_BATCHES = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=8",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=4",
+]
+# Keep a sweep's run directory names to the swept keys.
+EXCLUDE_KEYS = (
+    "hydra.job.config.override_dirname.exclude_keys=[experiment,data.root,trainer.max_epochs,"
+    "trainer.limit_train_batches,trainer.limit_val_batches,trainer.limit_test_batches,"
+    "trainer.log_every_n_steps]"
+)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in tensor.shape)
+    return header + tensor.to(torch.uint8).contiguous().numpy().tobytes()
+
+
+def synthetic_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable images: label k lights up rows 2k..2k+3 on top of noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    images = torch.randint(0, 60, (n, 28, 28), generator=g)
+    for k in range(10):
+        images[labels == k, 2 * k + 2 : 2 * k + 6, 4:24] = 220
+    return images.to(torch.uint8), labels.to(torch.uint8)
+
+
+def write_fashion_mnist(
+    directory: Path, n_train: int = 640, n_test: int = 320, gz: bool = True
+) -> Path:
+    """The four Fashion-MNIST files, small and synthetic, as .gz (Debian's layout) or unpacked."""
+    directory.mkdir(parents=True, exist_ok=True)
+    parts = {"train": synthetic_split(n_train, 0), "t10k": synthetic_split(n_test, 1)}
+    for name, (magic, _) in FILES.items():
+        images, labels = parts[name.split("-")[0]]
+        data = idx_bytes(images if "images" in name else labels, magic)
+        if gz:
+            (directory / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (directory / name).write_bytes(data)
+    return directory
+
+
+# --- configs and models -----------------------------------------------------------------------
+
+
+def synthetic(tmp_path: Path, synthetic_dir: Path) -> list[str]:
+    """Overrides that train the real config on the synthetic data, on the CPU, quietly."""
+    return [
+        f"data.root={tmp_path / 'data'}",
+        f"data.search_dirs=[{synthetic_dir}]",
+        "data.download=false",
+        "data.val_size=128",
+        "data.batch_size=64",
+        "trainer.accelerator=cpu",
+        "trainer.log_every_n_steps=2",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]
+
+
+def make_cfg(tmp_path: Path, data_dir: Path, *overrides: str) -> DictConfig:
+    """The real config, composed as train.py composes it, shrunk to a few-second run."""
+    shrunk = [
+        f"output_dir={tmp_path / 'run'}",
+        *synthetic(tmp_path, data_dir),
+        "data.eval_batch_size=128",
+        "trainer.max_epochs=2",
+    ]
+    with initialize_config_dir(CONF, version_base="1.3"):
+        return compose("train", overrides=[*shrunk, *overrides])
+
+
+def model_and_data(cfg: DictConfig) -> tuple[LazyClassifier, FashionMNISTDataModule]:
+    """The pipeline's model (dry run + init done) and data module for ``cfg``."""
+    datamodule = instantiate(cfg.data)
+    sample = datamodule.dry_run_sample(cfg.sample_size)
+    return build_model(cfg, sample, datamodule.num_classes), datamodule
+
+
+def quiet_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
+    """A CPU Trainer for 4 batches without logger, bar or checkpoints (override any of it)."""
+    options = dict(
+        accelerator="cpu", max_epochs=1, limit_train_batches=4, limit_val_batches=1,
+        logger=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path, enable_checkpointing=False,
+    )  # fmt: skip
+    return L.Trainer(**{**options, **kwargs})
+
+
+# --- the scripts, as a user runs them ---------------------------------------------------------
+
+
+class _WarmCLI:
+    """Client of ``tests/warm_cli.py`` (started on first use, stopped at exit)."""
+
+    def __init__(self) -> None:
+        self.socket = Path(tempfile.mkdtemp(prefix="warm-cli-")) / "sock"
+        self.server = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "warm_cli.py"), str(self.socket)],
+            env=script_env(), stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        if self.server.stdout.readline().strip() != "ready":
+            raise RuntimeError("tests/warm_cli.py did not start")
+        atexit.register(self.server.terminate)
+
+    def run(
+        self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float, merge: bool
+    ) -> subprocess.CompletedProcess:
+        import json
+        import socket
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            request = {
+                "script": argv[0], "args": argv[1:], "cwd": str(cwd), "env": env,
+                "stdout": str(out), "stderr": str(err), "merge": merge, "timeout": timeout,
+            }  # fmt: skip
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.connect(str(self.socket))
+                conn.sendall((json.dumps(request) + "\n").encode())
+                code = int(conn.makefile().readline())
+            stdout = out.read_text(errors="replace")
+            stderr = None if merge else err.read_text(errors="replace")
+        return subprocess.CompletedProcess(argv, code, stdout, stderr)
+
+
+_warm: _WarmCLI | None = None
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    """A script's environment: tests/ importable (fault injection through the real CLI)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT)}
+    return {**env, **extra}
+
+
+def run_script(
+    script: str,
+    *args: str,
+    cwd: Path,
+    timeout: float = 600,
+    merge: bool = False,
+    fresh: bool = False,
+) -> subprocess.CompletedProcess:
+    """Run ``scripts/<script>`` as a user would, from ``cwd``, capturing its output (stderr into
+    stdout with ``merge``, as a terminal shows them). A forked, pre-imported interpreter runs it
+    (:mod:`tests.warm_cli`); a fresh one with ``fresh`` (where start-up time is what is tested)
+    or, for every call, with ``LAZYTRAIN_TEST_COLD=1`` in the environment."""
+    global _warm
+    argv = [str(ROOT / "scripts" / script), *args]
+    if fresh or os.environ.get("LAZYTRAIN_TEST_COLD"):
+        return subprocess.run(
+            [sys.executable, *argv], cwd=cwd, env=script_env(), text=True, timeout=timeout,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+        )  # fmt: skip
+    if _warm is None:
+        _warm = _WarmCLI()
+    return _warm.run(argv, cwd, script_env(), timeout, merge)
+
+
+# --- TensorBoard ------------------------------------------------------------------------------
+
+
+@dataclass
+class Events:
+    scalars: dict[str, list[tuple[int, float]]]
+    histogram_steps: dict[str, list[int]]
+    texts: dict[str, str]
+    hparams: dict[str, object]
+    hparam_metrics: list[str]
+    hparam_names: list[str]  # in the experiment summary's order: TensorBoard's column order
+
+
+def read_events(run_dir: Path) -> Events:
+    """Everything a run wrote to TensorBoard, read back as TensorBoard itself reads it."""
+    ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    ea.Reload()
+    tags = ea.Tags()
+    scalars = {t: [(e.step, e.value) for e in ea.Scalars(t)] for t in tags["scalars"]}
+    histograms = {t: [e.step for e in ea.Histograms(t)] for t in tags["histograms"]}
+    texts = {
+        t.removesuffix("/text_summary"): ea.Tensors(t)[0].tensor_proto.string_val[0].decode()
+        for t in tags["tensors"]
+        if t.endswith("/text_summary")
+    }
+    hparams: dict[str, object] = {}
+    metrics: list[str] = []
+    names: list[str] = []
+    try:
+        hparam_contents = ea.PluginTagToContent("hparams")
+    except KeyError:  # an interrupted run has no hparams summary yet
+        hparam_contents = {}
+    for tag, content in hparam_contents.items():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        if tag.endswith("session_start_info"):
+            for key, value in data.session_start_info.hparams.items():
+                hparams[key] = getattr(value, value.WhichOneof("kind"))
+        if tag.endswith("experiment"):
+            metrics = [m.name.tag for m in data.experiment.metric_infos]
+            names = [h.name for h in data.experiment.hparam_infos]
+    return Events(scalars, histograms, texts, hparams, metrics, names)
