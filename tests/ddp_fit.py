@@ -12,10 +12,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from conftest import make_cfg  # this script's directory is on sys.path
-from hydra.utils import instantiate
-
-from lazytrain.train import build_model
+from helpers import make_cfg, model_and_data  # this script's directory is on sys.path
 
 
 def checksum(module: torch.nn.Module) -> torch.Tensor:
@@ -53,8 +50,7 @@ def main(strategy: str, data_dir: str, work_dir: str) -> None:
         "model.channels=[4,8]",
         "model.convs_per_block=1",
     )
-    datamodule = instantiate(cfg.data)
-    model = build_model(cfg, datamodule.dry_run_sample(cfg.sample_size), datamodule.num_classes)
+    model, datamodule = model_and_data(cfg)
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy=strategy, max_epochs=1, limit_train_batches=3,
         limit_val_batches=1, log_every_n_steps=2, logger=False, enable_checkpointing=False,

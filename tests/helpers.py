@@ -38,7 +38,7 @@ FEW_BATCHES = [
 ]
 # Keep a sweep's run directory names to the swept keys.
 EXCLUDE_KEYS = (
-    "hydra.job.config.override_dirname.exclude_keys=[experiment,data.root,trainer.max_epochs,"
+    "hydra.job.config.override_dirname.exclude_keys=[experiment,sweep,launcher,data.root,trainer.max_epochs,"
     "trainer.limit_train_batches,trainer.limit_val_batches,trainer.limit_test_batches,"
     "trainer.log_every_n_steps]"
 )
@@ -170,6 +170,21 @@ def script_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def fresh_command(script: str, *args: str) -> list[str]:
+    """The command line that runs ``scripts/<script>`` in a fresh interpreter (for ``Popen``:
+    tests that signal or kill a run from outside)."""
+    return [sys.executable, str(ROOT / "scripts" / script), *args]
+
+
+def assert_refused(proc: subprocess.CompletedProcess, *messages: str) -> None:
+    """The command failed as a user's mistake should: status 1, each message said, no traceback."""
+    output = proc.stdout + (proc.stderr or "")
+    assert proc.returncode == 1, output[-3000:]
+    for message in messages:
+        assert message in output, output[-3000:]
+    assert "Traceback" not in output
+
+
 def run_script(
     script: str,
     *args: str,
@@ -183,15 +198,14 @@ def run_script(
     (:mod:`tests.warm_cli`); a fresh one with ``fresh`` (where start-up time is what is tested)
     or, for every call, with ``LAZYTRAIN_TEST_COLD=1`` in the environment."""
     global _warm
-    argv = [str(ROOT / "scripts" / script), *args]
     if fresh or os.environ.get("LAZYTRAIN_TEST_COLD"):
         return subprocess.run(
-            [sys.executable, *argv], cwd=cwd, env=script_env(), text=True, timeout=timeout,
+            fresh_command(script, *args), cwd=cwd, env=script_env(), text=True, timeout=timeout,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE,
         )  # fmt: skip
     if _warm is None:
         _warm = _WarmCLI()
-    return _warm.run(argv, cwd, script_env(), timeout, merge)
+    return _warm.run([str(ROOT / "scripts" / script), *args], cwd, script_env(), timeout, merge)
 
 
 # --- TensorBoard ------------------------------------------------------------------------------

@@ -36,15 +36,9 @@ from lazytrain.compare import (
 )
 from lazytrain.tracking import log_hparams
 
-from .helpers import CONF, FEW_BATCHES, read_events, run_script
+from .helpers import CONF, EXCLUDE_KEYS, FEW_BATCHES, read_events, run_script
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Keep the per-run directory names to the swept keys (as test_cli's multirun test does).
-EXCLUDE_KEYS = (
-    "hydra.job.config.override_dirname.exclude_keys=[experiment,data.root,trainer.max_epochs,"
-    "trainer.limit_train_batches,trainer.limit_val_batches,trainer.limit_test_batches,"
-    "trainer.log_every_n_steps]"
-)
 JOBLIB_MISSING = "hydra-joblib-launcher missing: pip install -e '.[sweep]'"
 OPTUNA_MISSING = "hydra-optuna-sweeper missing: pip install -e '.[optuna]'"
 SHAPE_ERROR = "ShapeMismatchError: layer 3 (Linear) got input of shape [32, 256]"

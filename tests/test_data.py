@@ -82,10 +82,8 @@ def test_download_is_the_last_resort(tmp_path, monkeypatch):
 def test_missing_data_names_both_ways_to_get_it(tmp_path):
     with pytest.raises(DataError) as err:
         load(tmp_path / "empty", tmp_path / "nowhere")
-    message = str(err.value)
-    assert "missing train-images-idx3-ubyte" in message
-    assert "apt-get install -y dataset-fashion-mnist" in message
-    assert "data.download=true" in message
+    for fact in ("missing train-images-idx3-ubyte", "dataset-fashion-mnist", "data.download=true"):
+        assert fact in str(err.value)
 
 
 def test_truncated_file_is_refused_not_read(tmp_path):

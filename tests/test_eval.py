@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from .helpers import read_events, run_script
+from .helpers import assert_refused, read_events, run_script
 
 
 def test_eval_reproduces_the_final_test_and_reports_per_class(mlp_run, real_data_root, tmp_path):
@@ -34,7 +34,9 @@ def test_checkpoint_of_another_architecture_names_parameter_and_shapes(
         "train.py", f"ckpt_path={mlp_run / 'checkpoints' / 'last.ckpt'}", "model.hidden=[128]",
         f"data.root={real_data_root}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
     )  # fmt: skip
-    assert proc.returncode == 1
-    assert "CheckpointMismatchError" in proc.stdout
-    assert "net.1.weight: (256, 784) in the file, (128, 784) in the model" in proc.stdout
+    assert_refused(
+        proc,
+        "CheckpointMismatchError",
+        "net.1.weight: (256, 784) in the file, (128, 784) in the model",
+    )
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -8,29 +8,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from torch import nn
-from torch.nn.parameter import is_lazy
 
 from lazytrain.dry_run import apply_init, uninitialized
 from lazytrain.init import default
 from lazytrain.models import lazy_cnn, lazy_convnet, lazy_mlp
 
 X = torch.zeros(2, 1, 28, 28)
-
-
-def test_seed_example_infers_in_features_from_the_first_call():
-    net = nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))
-    assert is_lazy(net[0].weight)
-    net(torch.rand(2, 20))
-    assert net[0].weight.shape == (256, 20)
-    assert net[2].weight.shape == (10, 256)
-
-
-def test_calling_only_the_first_layer_materializes_only_it():
-    net = nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))
-    net[0](torch.rand(2, 20))
-    assert net[0].weight.shape == (256, 20)
-    assert is_lazy(net[2].weight)
-    assert uninitialized(net) == ["2.weight", "2.bias"]
 
 
 @pytest.mark.parametrize(

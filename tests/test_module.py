@@ -4,7 +4,9 @@ checkpoints, summaries."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
@@ -12,6 +14,7 @@ from lightning.pytorch.tuner import Tuner
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch import nn
 
+from lazytrain.dry_run import uninitialized
 from lazytrain.module import LazyClassifier
 
 from .helpers import model_and_data, quiet_trainer
@@ -120,11 +123,23 @@ def test_checkpoint_from_another_architecture_names_the_parameter(trained, cfg_f
 
 
 def test_trap9_lr_find_writes_a_loadable_checkpoint(cfg_factory, tmp_path):
+    """lr_find saves a checkpoint before its first step (and deletes it after): keep a copy and
+    load it into a fresh model, weights only, with every shape concrete and the init's weights."""
     model, datamodule = model_and_data(cfg_factory())
-    result = Tuner(quiet_trainer(tmp_path, max_epochs=3)).lr_find(
-        model, datamodule=datamodule, num_training=8, early_stop_threshold=None
-    )
-    assert len(result.results["lr"]) == 8
+    initial = model.digest()
+    saved: list[Path] = []
+
+    class KeepCopies(L.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+            saved.append(tmp_path / f"copy{len(saved)}.ckpt")
+            torch.save(checkpoint, saved[-1])
+
+    tuner = Tuner(quiet_trainer(tmp_path, max_epochs=3, callbacks=[KeepCopies()]))
+    result = tuner.lr_find(model, datamodule=datamodule, num_training=8, early_stop_threshold=None)
+    assert len(result.results["lr"]) == 8 and saved
+    loaded = LazyClassifier.load_from_checkpoint(saved[0], weights_only=True)
+    assert loaded.digest() == initial
+    assert not uninitialized(loaded)
 
 
 def test_trap11_summary_counts_the_real_parameters(cfg_factory):

@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,27 +19,16 @@ from lazytrain.module import NonFiniteLossError
 
 from .helpers import (
     ROOT,
+    fresh_command,
     model_and_data,
     quiet_trainer,
     read_events,
     run_script,
+    synthetic,
     write_fashion_mnist,
 )
 
 FAULT = "+callbacks.fault._target_=tests.faults.SignalAt"
-
-
-def synthetic(tmp_path: Path, synthetic_dir: Path) -> list[str]:
-    return [
-        f"data.root={tmp_path / 'data'}",
-        f"data.search_dirs=[{synthetic_dir}]",
-        "data.download=false",
-        "data.val_size=128",
-        "data.batch_size=64",
-        "trainer.accelerator=cpu",
-        "trainer.log_every_n_steps=2",
-        "callbacks.progress_bar.refresh_rate=0",
-    ]
 
 
 def last(run_dir: Path) -> dict:
@@ -153,12 +141,7 @@ def test_sigkill_at_any_moment_even_mid_write_loses_nothing(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ckpt_dir = run / "checkpoints"
     rng = random.Random(0)
-    command = [
-        sys.executable,
-        str(ROOT / "scripts" / "train.py"),
-        *overrides,
-        f"hydra.run.dir={run}",
-    ]
+    command = fresh_command("train.py", *overrides, f"hydra.run.dir={run}")
     kills = []
     for attempt in range(6):
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -175,7 +158,7 @@ def test_sigkill_at_any_moment_even_mid_write_loses_nothing(tmp_path):
 
             kills.append("random" if kill_when(proc, later) else "ended")
         assert last(run)["global_step"] > 0  # whatever the moment: a whole, loadable checkpoint
-        command = [sys.executable, str(ROOT / "scripts" / "train.py"), f"resume={run}"]
+        command = fresh_command("train.py", f"resume={run}")
     assert kills.count("mid-write") >= 2, kills
     train(tmp_path, f"resume={run}")
     assert last(run)["epoch"] == 5 and not list(ckpt_dir.glob(".*.tmp*"))
@@ -371,13 +354,7 @@ def test_a_failure_before_training_saves_nothing(cfg_factory, tmp_path):
 def test_signal_saves_last_checkpoint_and_the_run_resumes(tmp_path, synthetic_dir, sig):
     data = synthetic(tmp_path, synthetic_dir)
     run = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "train.py"),
-        *data,
-        f"hydra.run.dir={run}",
-        "trainer.max_epochs=500",
-    ]
+    cmd = fresh_command("train.py", *data, f"hydra.run.dir={run}", "trainer.max_epochs=500")
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

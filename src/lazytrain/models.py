@@ -34,6 +34,11 @@ def build_net(config: Mapping[str, Any], num_classes: int) -> nn.Module:
     return instantiate(config)
 
 
+def _with_head(layers: list[nn.Module], num_classes: int) -> nn.Sequential:
+    """``layers`` and the classifier's lazy output layer, as one ``nn.Sequential``."""
+    return nn.Sequential(*layers, nn.LazyLinear(_sizes([num_classes], "num_classes")[0]))
+
+
 def _choice(table: dict[str, type[nn.Module]], name: str, what: str) -> type[nn.Module]:
     if name not in table:
         raise ValueError(f"unknown {what} {name!r}; choose one of: {', '.join(sorted(table))}")
@@ -63,8 +68,7 @@ def lazy_mlp(
         layers += [nn.LazyLinear(width), act()]
         if dropout:
             layers.append(nn.Dropout(dropout))
-    layers.append(nn.LazyLinear(_sizes([num_classes], "num_classes")[0]))
-    return nn.Sequential(*layers)
+    return _with_head(layers, num_classes)
 
 
 def lazy_cnn(
@@ -88,8 +92,7 @@ def lazy_cnn(
     layers.append(nn.Flatten())
     for width in _sizes(hidden, "hidden sizes"):
         layers += [nn.LazyLinear(width), act()]
-    layers.append(nn.LazyLinear(_sizes([num_classes], "num_classes")[0]))
-    return nn.Sequential(*layers)
+    return _with_head(layers, num_classes)
 
 
 def lazy_convnet(
@@ -110,8 +113,7 @@ def lazy_convnet(
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     if dropout:
         layers.append(nn.Dropout(dropout))
-    layers.append(nn.LazyLinear(_sizes([num_classes], "num_classes")[0]))
-    return nn.Sequential(*layers)
+    return _with_head(layers, num_classes)
 
 
 class LazyResidualBlock(nn.Module):
@@ -161,9 +163,4 @@ def lazy_resnet(
             layers.append(
                 LazyResidualBlock(width, stride=2 if first and i > 0 else 1, project=first)
             )
-    layers += [
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.LazyLinear(_sizes([num_classes], "num_classes")[0]),
-    ]
-    return nn.Sequential(*layers)
+    return _with_head([*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()], num_classes)

@@ -69,7 +69,8 @@ class ProgressLog(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self._epoch_start
-        pl_module.log("time/epoch_seconds", seconds, on_epoch=True, rank_zero_only=True)
+        # sync_dist: the mean over ranks (they wait for each other at every step anyway)
+        pl_module.log("time/epoch_seconds", seconds, on_epoch=True, sync_dist=True)
         # Callbacks run before the module's on_train_epoch_end, where it logs this epoch's
         # training metrics: ask the module for them rather than show last epoch's, averaged over
         # the ranks as its sync_dist logging does (a collective, so on every rank; free on one).
