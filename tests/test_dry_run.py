@@ -38,7 +38,7 @@ def dry_run(net: nn.Module) -> None:
     apply_init(net, X, partial(xavier), num_classes=10)
 
 
-def test_the_seed_example_names_layer_input_and_expectation():
+def test_trap15_the_seed_example_names_layer_input_and_expectation():
     net = nn.Sequential(nn.Flatten(), nn.LazyLinear(256), nn.ReLU(), nn.Linear(64, 10))
     with pytest.raises(ShapeMismatchError) as err:
         dry_run(net)
@@ -48,7 +48,7 @@ def test_the_seed_example_names_layer_input_and_expectation():
     assert "nn.LazyLinear" in message  # the fix
 
 
-def test_conv_channel_mismatch():
+def test_trap15_conv_channel_mismatch():
     net = nn.Sequential(nn.LazyConv2d(8, 3), nn.Conv2d(4, 8, 3), nn.Flatten(), nn.LazyLinear(10))
     with pytest.raises(
         ShapeMismatchError,
@@ -57,24 +57,24 @@ def test_conv_channel_mismatch():
         dry_run(net)
 
 
-def test_nested_modules_are_named_by_path():
+def test_trap15_nested_modules_are_named_by_path():
     net = nn.Sequential(nn.Flatten(), nn.Sequential(nn.LazyLinear(32), nn.Linear(16, 10)))
     with pytest.raises(ShapeMismatchError, match=r"layer 1\.1 \(Linear\)"):
         dry_run(net)
 
 
-def test_missing_flatten_is_caught_at_the_output():
+def test_trap15_missing_flatten_is_caught_at_the_output():
     net = nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))  # infers in_features=28
     with pytest.raises(ShapeMismatchError, match=r"output has shape \[4, 1, 28, 10\].*Flatten"):
         dry_run(net)
 
 
-def test_wrong_number_of_classes_is_caught_at_the_output():
+def test_trap15_wrong_number_of_classes_is_caught_at_the_output():
     with pytest.raises(ShapeMismatchError, match=r"\[4, 7\], expected \[4, 10\].*LazyLinear\(10\)"):
         dry_run(lazy_mlp(num_classes=7))
 
 
-def test_a_failed_dry_run_leaves_no_half_initialized_model_behind():
+def test_trap15_a_failed_dry_run_leaves_no_half_initialized_model_behind():
     net = nn.Sequential(nn.Flatten(), nn.LazyLinear(256), nn.Linear(64, 10))
     with pytest.raises(ShapeMismatchError):
         dry_run(net)
@@ -161,7 +161,7 @@ def test_trap14_dry_run_does_not_consume_the_global_rng():
     assert torch.equal(torch.rand(5), expected)
 
 
-def test_apply_init_is_idempotent_on_a_materialized_model():
+def test_trap5_apply_init_is_idempotent_on_a_materialized_model():
     net = lazy_convnet(channels=[8])
     assert apply_init(net, IMAGES[:4], partial(schemes.xavier), num_classes=10) is not None
     with torch.no_grad():
