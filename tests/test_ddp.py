@@ -23,7 +23,9 @@ SCRIPT = Path(__file__).with_name("ddp_fit.py")
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
-def test_trap1_2_3_ddp_trains_from_identical_weights_on_every_rank(strategy, synthetic_dir, tmp_path):
+def test_trap1_2_3_ddp_trains_from_identical_weights_on_every_rank(
+    strategy, synthetic_dir, tmp_path
+):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), strategy, str(synthetic_dir), str(tmp_path)],
