@@ -159,3 +159,19 @@ def test_trap16_precisions_and_gradient_clipping_train(cfg_factory, tmp_path, pr
     t.fit(model, datamodule=datamodule)
     assert model.digest() != initial
     assert torch.isfinite(t.callback_metrics["train/loss_epoch"])
+
+
+def test_channels_last_lays_out_kernels_and_batches_and_computes_the_same(cfg_factory, tmp_path):
+    small = ("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
+    plain, datamodule = model_and_data(cfg_factory(*small))
+    nhwc, _ = model_and_data(cfg_factory(*small, "channels_last=true"))
+    kernels = [p for p in nhwc.net.parameters() if p.ndim == 4]
+    assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+    assert plain.digest() == nhwc.digest()  # the same init, only laid out differently
+    x = torch.randn(8, 3, 28, 28)  # 3 channels: a layout change that is not a no-op
+    assert nhwc._layout(x).is_contiguous(memory_format=torch.channels_last)
+    sample = datamodule.dry_run_sample(8)
+    torch.testing.assert_close(nhwc.eval()(sample), plain.eval()(sample))
+    quiet_trainer(tmp_path).fit(nhwc.train(), datamodule=datamodule)
+    assert nhwc.digest() != plain.digest()
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)  # kept

@@ -102,6 +102,7 @@ def build_model(cfg: DictConfig, sample: torch.Tensor, num_classes: int) -> Lazy
         optimizer=plain["optimizer"],
         scheduler=plain.get("scheduler"),
         label_smoothing=cfg.get("label_smoothing", 0.0),
+        channels_last=cfg.get("channels_last", False),
         num_classes=num_classes,
         input_shape=tuple(sample.shape[1:]),
         seed=cfg.seed,
