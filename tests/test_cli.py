@@ -76,7 +76,7 @@ def test_hparams_row_holds_what_defines_the_experiment_in_order(mlp_run):
     assert h["params"] == 203530
     assert list(events.hparam_names)[:10] == [
         "model", "init", "optimizer", "scheduler", "optimizer.lr", "optimizer.weight_decay",
-        "data.batch_size", "trainer.max_epochs", "seed", "data",
+        "data.batch_size", "trainer.max_epochs", "seed", "channels_last",
     ]  # fmt: skip
     assert list(events.hparam_names)[-2:] == ["params", "hardware"]
     plumbing = [
