@@ -31,6 +31,7 @@ from hydra.utils import instantiate
 
 from lazytrain.console import quiet
 from lazytrain.data import prepare_raw_files, raw_dir
+from lazytrain.job import no_gpu_probe_per_step
 from lazytrain.train import build_model, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,6 +216,7 @@ def main() -> None:
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     quiet()
+    no_gpu_probe_per_step()  # as scripts/train.py does: every loop below gains alike
     if not (raw_dir(args.data_root) / "train-images-idx3-ubyte").is_file():
         prepare_raw_files(args.data_root)  # torchvision's reader in (a) needs the unpacked files
 

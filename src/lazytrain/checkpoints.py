@@ -163,6 +163,12 @@ class LastCheckpoint(ModelCheckpoint):
         if threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
 
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        # Saves by step or time only when asked to: ModelCheckpoint's per-batch bookkeeping is
+        # otherwise pure overhead on every step.
+        if self._every_n_train_steps or self._train_time_interval is not None:
+            super().on_train_batch_end(trainer, *args)
+
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self._interrupted:  # the second Ctrl-C: stop now, as Python would
             raise KeyboardInterrupt
