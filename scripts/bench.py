@@ -3,6 +3,7 @@
     python scripts/bench.py                          # lazy_mlp and lazy_cnn, 5 rounds, batch 256
     python scripts/bench.py --write-readme           # also update the README's performance table
     python scripts/bench.py --rounds 1 --limit-batches 5 --models lazy_mlp   # a smoke test
+    python scripts/bench.py --time-to-accuracy --write-readme   # speedruns against their recipes
 
 For each model and round, one training epoch of:
   (a) a plain loop over torchvision's FashionMNIST + ToTensor + DataLoader (the common baseline),
@@ -11,6 +12,10 @@ For each model and round, one training epoch of:
       bar (validation and test off, so all three time the same work: one training epoch).
 Prints medians (min–max) of samples/s, the ratios c/b and c/a, the dry-run time and the time
 from process start to the first training step of `python scripts/train.py`.
+
+With --time-to-accuracy (minutes, not seconds): each speedrun recipe and its reference recipe,
+back to back for each seed, as whole runs of `python scripts/train.py experiment=<recipe>` (process
+start to exit); their test accuracies, median times and the median ratio of the pairs' times.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from lazytrain.job import no_gpu_probe_per_step
 from lazytrain.train import build_model, train
 
 ROOT = Path(__file__).resolve().parent.parent
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+# speedrun recipe -> (the recipe it races, the test accuracy it must reach)
+SPEEDRUNS = {"speedrun_89": ("mlp_recipe", 0.895)}
 
 
 class EpochTimer(L.Callback):
@@ -191,14 +197,73 @@ def table(results: dict, args, startup: list[float], floor: list[float]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
+def whole_run(recipe: str, seed: int, args: argparse.Namespace, out: Path) -> tuple[float, float]:
+    """Seconds from process start to exit of one training run of ``recipe``, and its test accuracy
+    (read back from the run's TensorBoard events)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), f"experiment={recipe}", f"seed={seed}",
+         f"data.root={args.data_root}", f"hydra.run.dir={out}", f"trainer.accelerator={args.device}",
+         "callbacks.progress_bar.refresh_rate=0", *args.extra],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    events = EventAccumulator(str(out))
+    events.Reload()
+    return seconds, events.Scalars("test/acc")[-1].value
+
+
+def time_to_accuracy(args: argparse.Namespace, tmp: Path) -> str:
+    """The speedrun table: each pair back to back per seed, so both meet the same machine."""
+    lines = [
+        f"Whole runs (process start to exit), {args.seeds} seeds, each speedrun right after its "
+        f"reference; median seconds, test accuracy mean ± std; torch {torch.__version__}, "
+        f"{args.device.upper()}, {torch.get_num_threads()} threads.",
+        "",
+        "| speedrun | target | test acc | whole run | reference | its test acc | its whole run | time ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for speedrun in args.speedruns:
+        reference, target = SPEEDRUNS[speedrun]
+        runs: dict[str, list[tuple[float, float]]] = {reference: [], speedrun: []}
+        for seed in range(args.seeds):
+            for recipe in (reference, speedrun):
+                runs[recipe].append(whole_run(recipe, seed, args, tmp / f"{recipe}-{seed}"))
+                seconds, acc = runs[recipe][-1]
+                print(f"seed {seed}: {recipe} {acc:.2%} in {seconds:.1f} s", flush=True)
+
+        pairs = zip(runs[speedrun], runs[reference], strict=True)
+        ratio = statistics.median(fast / slow for (fast, _), (slow, _) in pairs)
+        lines.append(
+            f"| `{speedrun}` | ≥ {100 * target:.1f} | {_accuracy(runs[speedrun])} "
+            f"| {_seconds(runs[speedrun])} | `{reference}` | {_accuracy(runs[reference])} "
+            f"| {_seconds(runs[reference])} | {ratio:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
+def _accuracy(runs: list[tuple[float, float]]) -> str:
+    values = [100 * acc for _, acc in runs]
+    std = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{std}"
+
+
+def _seconds(runs: list[tuple[float, float]]) -> str:
+    return f"{statistics.median(seconds for seconds, _ in runs):.1f} s"
+
+
+def write_readme(text: str, block: str) -> None:
+    """Replace the README's ``<!-- block:start -->`` ... ``<!-- block:end -->`` contents."""
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     readme = ROOT / "README.md"
     content = readme.read_text()
-    if README_START not in content:
-        raise SystemExit(f"README.md has no {README_START} ... {README_END} block to update")
-    head, rest = content.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    readme.write_text(f"{head}{README_START}\n{text}\n{README_END}{tail}")
+    if start not in content:
+        raise SystemExit(f"README.md has no {start} ... {end} block to update")
+    head, rest = content.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def main() -> None:
@@ -214,11 +279,25 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=ROOT / "data")
     parser.add_argument("--startup-runs", type=int, default=3)
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--time-to-accuracy", action="store_true", help="the speedrun table")
+    parser.add_argument("--speedruns", nargs="+", default=list(SPEEDRUNS), choices=list(SPEEDRUNS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--extra", nargs="*", default=[], help="overrides for every run (smoke tests)"
+    )
     args = parser.parse_args()
     quiet()
     no_gpu_probe_per_step()  # as scripts/train.py does: every loop below gains alike
     if not (raw_dir(args.data_root) / "train-images-idx3-ubyte").is_file():
         prepare_raw_files(args.data_root)  # torchvision's reader in (a) needs the unpacked files
+
+    if args.time_to_accuracy:
+        with tempfile.TemporaryDirectory() as tmp:
+            text = time_to_accuracy(args, Path(tmp))
+        print(text)
+        if args.write_readme:
+            write_readme(text, "speedrun")
+        return
 
     results = {m: {"a": [], "b": [], "c": [], "dry": []} for m in args.models}
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,7 +321,7 @@ def main() -> None:
     text = table(results, args, startup, floor)
     print(text)
     if args.write_readme:
-        write_readme(text)
+        write_readme(text, "bench")
 
 
 if __name__ == "__main__":
