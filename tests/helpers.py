@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import atexit
 import gzip
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -143,9 +145,6 @@ class _WarmCLI:
     def run(
         self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float, merge: bool
     ) -> subprocess.CompletedProcess:
-        import json
-        import socket
-
         with tempfile.TemporaryDirectory() as tmp:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
             request = {

@@ -42,8 +42,9 @@ def run_child(conn: socket.socket, listener: socket.socket) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    err = out if request["merge"] else os.open(request["stderr"], os.O_WRONLY | os.O_CREAT)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    out = os.open(request["stdout"], flags)
+    err = out if request["merge"] else os.open(request["stderr"], flags)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(out, 1)
     os.dup2(err, 2)
