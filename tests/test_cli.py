@@ -76,15 +76,20 @@ def test_hparams_row_holds_what_defines_the_experiment_in_order(mlp_run):
     assert h["params"] == 203530
     assert list(events.hparam_names)[:10] == [
         "model", "init", "optimizer", "scheduler", "optimizer.lr", "optimizer.weight_decay",
-        "data.batch_size", "trainer.max_epochs", "seed", "channels_last",
+        "data.batch_size", "trainer.max_epochs", "seed", "bias_lr_factor",
     ]  # fmt: skip
     assert list(events.hparam_names)[-2:] == ["params", "hardware"]
     plumbing = [
         k for k in h if "_target_" in k or "_partial_" in k or k.startswith(("callbacks", "logger"))
     ]
     assert not plumbing and "data.root" not in h and "trainer.default_root_dir" not in h
-    assert set(events.hparam_metrics) >= {"val/acc", "val/loss", "test/acc", "test/loss"}
+    assert set(events.hparam_metrics) >= {
+        "val/acc", "val/loss", "test/acc", "test/loss", "time/run_seconds"
+    }  # fmt: skip
     assert "hp_metric" not in events.scalars
+    # the whole run's wall time: start-up, both epochs, the test
+    ((_, run_seconds),) = events.scalars["time/run_seconds"]
+    assert sum(v for _, v in events.scalars["time/epoch_seconds"]) < run_seconds < 300
 
 
 def test_checkpoints_load_weights_only_into_a_fresh_model(mlp_run):

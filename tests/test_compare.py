@@ -55,7 +55,8 @@ def fake_run(
     config: str | None = None,
 ) -> Path:
     """A run directory as train.py leaves it: overrides (and the saved config, YAML), val/acc
-    and time per epoch (a slow first epoch), test/acc and the hparams row at the end."""
+    and time per epoch (a slow first epoch), test/acc, the run's time and the hparams row at the
+    end."""
     run_dir = root / (name or ",".join(sorted(overrides or [])))
     if overrides is not None:
         (run_dir / ".hydra").mkdir(parents=True)
@@ -69,6 +70,8 @@ def fake_run(
             writer.add_scalar("time/epoch_seconds", 3.0 if epoch == 1 else 1.5, 10 * epoch)
         if test is not None:
             writer.add_scalar("test/acc", test, 10 * len(val))
+            # the whole run: its epochs plus 4 s of start-up and test
+            writer.add_scalar("time/run_seconds", 1.5 * len(val) + 5.5, 10 * len(val))
             model = next((o.split("=")[1] for o in overrides or [] if o.startswith("model=")), None)
             row = {"params": params, "hardware": hardware} | ({"model": model} if model else {})
             log_hparams(writer, row, {"test/acc": test})
@@ -107,10 +110,11 @@ def test_runs_are_read_with_their_status(sweep):
     assert (a0.status, a0.epochs, a0.params) == (FINISHED, 3, 1000)
     assert (a0.model, a0.hardware) == ("a", "CPU, 2 cores")
     assert a0.best_val_acc == pytest.approx(0.81) and a0.test_acc == pytest.approx(0.80)
-    assert a0.wall_seconds == pytest.approx(6.0)  # the sum of time/epoch_seconds
+    assert a0.wall_seconds == pytest.approx(10.0)  # time/run_seconds: start to test accuracy
     assert a0.epoch_seconds == pytest.approx(1.5)  # their median: the slow first epoch is noise
     running = runs["model=b,seed=2,trainer.max_epochs=3"]
     assert (running.status, running.epochs, running.test_acc) == (INCOMPLETE, 1, None)
+    assert running.wall_seconds == pytest.approx(3.0)  # unfinished: the sum of its epochs
     assert (running.model, running.hardware, running.params) == (None, None, None)  # no hparams yet
     crashed = runs["model=c,seed=0,trainer.max_epochs=3"]
     assert crashed.status == FAILED and crashed.note == SHAPE_ERROR  # the last ERROR line
@@ -153,14 +157,15 @@ def test_leaderboard_csv_and_plot(sweep, tmp_path_factory):
     )
     assert "Common overrides: `trainer.max_epochs=3`" in text
     assert (
-        "| 1 | model=b | b | 2 | 86.00 ± 1.41 | 85.00 ± 1.41 | 2,000 | 2 | 2.2 | NVIDIA H100 "
+        "| 1 | model=b | b | 2 | 86.00 ± 1.41 | 85.00 ± 1.41 | 2,000 | 2 | 2.2 | 8.5 | NVIDIA H100 "
         "| 2 finished, 1 running/incomplete |" in text
-    )  # s / epoch: the median over the finished runs' medians (3.0 and 1.5 each)
+    )  # s / epoch: the median over the finished runs' medians (3.0 and 1.5 each); s / run theirs
+    # of time/run_seconds
     assert (
-        "| 2 | model=a | a | 3 | 82.00 ± 2.00 | 83.00 ± 2.00 | 1,000 | 3 | 1.5 | CPU, 2 cores "
+        "| 2 | model=a | a | 3 | 82.00 ± 2.00 | 83.00 ± 2.00 | 1,000 | 3 | 1.5 | 10.0 | CPU, 2 cores "
         "| 3 finished |" in text
     )
-    assert "| 3 | model=c | – | 0 | – | – | – | – | – | – | 1 failed |" in text
+    assert "| 3 | model=c | – | 0 | – | – | – | – | – | – | – | 1 failed |" in text
     assert (
         f"| model=c,seed=0,trainer.max_epochs=3 | failed | – | – | – | – | – | {SHAPE_ERROR} |"
         in text
@@ -414,17 +419,24 @@ def test_compare_a_real_sweep(real_sweep, tmp_path):
     }  # fmt: skip
     for model, params in (("lazy_mlp", "203530"), ("lazy_cnn", "61706")):
         seeds = [rows[f"model={model},seed={s}"] for s in (0, 1)]
-        tests = [read_events(real_sweep / r["run"]).scalars["test/acc"][-1][1] for r in seeds]
-        for row, test in zip(seeds, tests, strict=True):
+        events = [read_events(real_sweep / r["run"]).scalars for r in seeds]
+        tests = [e["test/acc"][-1][1] for e in events]
+        for row, test, scalars in zip(seeds, tests, events, strict=True):
             assert (row["status"], row["params"], row["epochs"]) == (FINISHED, params, "2")
             assert (row["model"], row["hardware"]) == (model, hardware)
             assert float(row["test_acc"]) == pytest.approx(test)
-            assert 0 < float(row["epoch_seconds"]) < float(row["wall_seconds"])
+            # the whole run (start-up, two epochs, test), as the run itself recorded it
+            ((_, run_seconds),) = scalars["time/run_seconds"]
+            assert float(row["wall_seconds"]) == pytest.approx(run_seconds, abs=1e-3)
+            epochs = sum(v for _, v in scalars["time/epoch_seconds"])
+            assert 0 < float(row["epoch_seconds"]) < epochs < run_seconds
         assert float(seeds[0]["group_test_acc_mean"]) == pytest.approx(statistics.fmean(tests))
         assert float(seeds[0]["group_test_acc_std"]) == pytest.approx(statistics.stdev(tests))
         n, mean = seeds[0]["group_n"], 100 * statistics.fmean(tests)
         assert f"| model={model} | {model} | {n} | {mean:.2f} ± " in text
-        assert re.search(rf"\| {int(params):,} \| 2 \| [\d.]+ \| {hardware} \| 2 finished \|", text)
+        assert re.search(
+            rf"\| {int(params):,} \| 2 \| [\d.]+ \| [\d.]+ \| {hardware} \| 2 finished \|", text
+        )
     assert (rows["model=bad,seed=0"]["status"], rows["model=bad,seed=0"]["rank"]) == (FAILED, "3")
     assert f"| model=bad,seed=0 | failed | – | – | – | – | – | {SHAPE_ERROR} |" in text
     ranked = sorted({(int(r["rank"]), r["group"]) for r in rows.values()})

@@ -4,6 +4,7 @@ resumable-looking behind. Every test checks what is left on disk."""
 
 from __future__ import annotations
 
+import ast
 import os
 import random
 import signal
@@ -50,25 +51,35 @@ def curves(run_dir: Path, prefixes: tuple[str, ...]) -> dict[str, list[tuple[int
     return {k: v for k, v in read_events(run_dir).scalars.items() if k.startswith(prefixes)}
 
 
-def final_metrics(run_dir: Path) -> list[str]:
+def final_metrics(run_dir: Path) -> list[dict[str, float]]:
+    """The ``final metrics`` lines of train.log, less the wall time (``time/run_seconds``)."""
     lines = (run_dir / "train.log").read_text().splitlines()
-    return [line.split("final metrics: ")[1].split(" (outputs")[0] for line in lines if "final metrics" in line]  # fmt: skip
+    shown = [line.split("final metrics: ")[1].split(" (outputs")[0] for line in lines if "final metrics" in line]  # fmt: skip
+    return [
+        {k: v for k, v in ast.literal_eval(m).items() if not k.startswith("time/")} for m in shown
+    ]
 
 
 def assert_same_run(a: Path, b: Path, views: tuple[str, ...] = ("train/", "val/", "weights/")):
-    """Same weights, optimizer state, final metrics, and TensorBoard curves of ``views``."""
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    """Same weights (and raw weights beside an EMA), optimizer state, final metrics, and
+    TensorBoard curves of ``views``."""
+    for part in ("state_dict", "current_model_state"):
+        wa, wb = last(a).get(part, {}), last(b).get(part, {})
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     oa, ob = last(a)["optimizer_states"][0]["state"], last(b)["optimizer_states"][0]["state"]
     assert all(torch.equal(oa[i]["exp_avg_sq"], ob[i]["exp_avg_sq"]) for i in oa)
     assert final_metrics(a) == final_metrics(b) and len(final_metrics(b)) == 1
     assert curves(a, views) == curves(b, views)
 
 
-# The default recipe (warm-up + cosine, label smoothing) with augmentation and Dropout: every
-# source of randomness in an epoch. 8 batches an epoch, 3 epochs.
+# The default recipe (warm-up + cosine, label smoothing) with augmentation and Dropout, every
+# source of randomness in an epoch, and the speedrun switches that keep state (EMA) or change
+# what is scored (test-time flip) or stepped (bias_lr_factor). 8 batches an epoch, 3 epochs.
 EXACT = [
     "model.dropout=0.2",
+    "ema_decay=0.9",
+    "test_time_flip=true",
+    "bias_lr_factor=2",
     "+data.augment._target_=lazytrain.augment.Augment",
     "+data.augment.crop_padding=2",
     "+data.augment.flip=true",
@@ -105,6 +116,9 @@ def test_stop_at_a_random_step_and_resume_is_bit_identical(uninterrupted, tmp_pa
     # the resumed epoch's wall time counts the part before the interruption, not since 1970
     epoch_seconds = [v for _, v in read_events(run).scalars["time/epoch_seconds"]]
     assert len(epoch_seconds) == 3 and max(epoch_seconds) < 60
+    # and the run's wall time both processes' (each at least its own start-up and epochs)
+    ((_, run_seconds),) = read_events(run).scalars["time/run_seconds"]
+    assert sum(epoch_seconds) < run_seconds < 600
 
 
 def mid_write(ckpt_dir: Path) -> bool:

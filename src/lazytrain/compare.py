@@ -63,7 +63,7 @@ class Run:
     best_val_acc: float | None = None
     test_acc: float | None = None
     epochs: int = 0
-    wall_seconds: float | None = None
+    wall_seconds: float | None = None  # time/run_seconds; unfinished: the sum of its epochs
     epoch_seconds: float | None = None  # median over epochs: the first one's warm-up is an outlier
     val_acc: list[float] = field(default_factory=list)  # per epoch, in step order
     note: str = ""  # a failed run's error, or an incomplete run's last logged error
@@ -100,6 +100,11 @@ class Group:
     @property
     def epoch_seconds(self) -> float | None:
         times = [r.epoch_seconds for r in self.finished if r.epoch_seconds is not None]
+        return statistics.median(times) if times else None
+
+    @property
+    def wall_seconds(self) -> float | None:
+        times = [r.wall_seconds for r in self.finished if r.wall_seconds is not None]
         return statistics.median(times) if times else None
 
     def distinct(self, attribute: str) -> str:
@@ -188,7 +193,10 @@ def read_run(run_dir: Path, name: str) -> Run:
     val = [e.value for e in sorted(scalars.get("val/acc", []), key=lambda e: e.step)]
     test = scalars.get("test/acc", [])
     epoch_seconds = scalars.get("time/epoch_seconds", [])
-    if epoch_seconds:
+    run_seconds = scalars.get("time/run_seconds", [])
+    if run_seconds:  # process start to test accuracy, resumed processes included
+        wall = run_seconds[-1].value
+    elif epoch_seconds:  # an unfinished run: its epochs so far
         wall = sum(e.value for e in epoch_seconds)
     else:
         times = [e.wall_time for events in scalars.values() for e in events]
@@ -384,8 +392,8 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
         "Accuracies in %, mean ± std over the seeds of a group's finished runs (n).",
         "",
         "| rank | group | model | n | test acc | best val acc | params | epochs | s / epoch "
-        "| hardware | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| s / run | hardware | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for rank, g in enumerate(groups, 1):
         epochs = sorted({r.epochs for r in g.finished})
@@ -393,7 +401,7 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
             f"| {rank} | {g.label} | {g.distinct('model')} | {g.n} | {pct(*g.test_acc)} "
             f"| {pct(*g.val_acc)} | {g.distinct('params')} "
             f"| {', '.join(map(str, epochs)) or '–'} | {seconds(g.epoch_seconds)} "
-            f"| {g.distinct('hardware')} | {g.status} |"
+            f"| {seconds(g.wall_seconds)} | {g.distinct('hardware')} | {g.status} |"
         )
     merged = [g.label for g in groups if len({frozenset(label_overrides(r)) for r in g.runs}) > 1]
     if merged:

@@ -46,6 +46,8 @@ class LazyClassifier(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
         channels_last: bool = False,
+        test_time_flip: bool = False,
+        bias_lr_factor: float = 1.0,
         num_classes: int = 10,
         input_shape: Sequence[int] = (1, 28, 28),
         seed: int = 0,
@@ -171,6 +173,16 @@ class LazyClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self._layout(x))
 
+    def evaluation_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits validation, test and ``scripts/eval.py`` score: with ``test_time_flip``
+        the mean of the image's and its mirror image's (clothes look alike mirrored, and the
+        training flips them too), which costs a second forward pass."""
+        x = self._layout(x)
+        logits = self.net(x)
+        if self.hparams.test_time_flip:
+            logits = (logits + self.net(x.flip(-1))) / 2
+        return logits
+
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         """Batches in the net's memory format (a no-op for a single channel, as Fashion-MNIST's)."""
         if self._channels_last and x.ndim == 4:
@@ -273,7 +285,7 @@ class LazyClassifier(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, acc: MulticlassAccuracy
     ):
         x, y = batch
-        logits = self.net(self._layout(x))
+        logits = self.evaluation_logits(x)
         acc.update(logits, y)
         # sync_dist: the mean over every rank's shard (synced once per epoch, not per step; free
         # on one device). The accuracy is a torchmetrics Metric, which syncs itself.
@@ -314,12 +326,16 @@ class LazyClassifier(L.LightningModule):
             )
         options = dict(self.hparams.optimizer)
         decay = float(options.get("weight_decay", 0.0))
-        # Weight decay on matrices and kernels only: decaying biases and norm scales hurts.
+        # Weight decay on matrices and kernels only: decaying biases and norm scales hurts. Those
+        # 1-D parameters may also take a larger learning rate (bias_lr_factor; airbench trains
+        # BatchNorm's biases at a higher one).
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [
             {"params": [p for p in params if p.ndim >= 2], "weight_decay": decay},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
         ]
+        if self.hparams.bias_lr_factor != 1.0:
+            groups[1]["lr"] = float(options["lr"]) * self.hparams.bias_lr_factor
         optimizer = instantiate(options)([g for g in groups if g["params"]])
         if not self.hparams.scheduler:
             return optimizer, None

@@ -1,6 +1,7 @@
 """The run's story as log lines (console and ``train.log``) and its clock: how long the job took to
-reach its first training step, and per epoch its wall time (also the ``time/epoch_seconds`` scalar)
-and metrics — so ``train.log`` reads like a progress report even with the progress bar off.
+reach its first training step, per epoch its wall time (also the ``time/epoch_seconds`` scalar)
+and metrics — so ``train.log`` reads like a progress report even with the progress bar off — and
+the whole run's wall time, from process start to the test accuracy (``time/run_seconds``).
 """
 
 from __future__ import annotations
@@ -47,17 +48,37 @@ def job_age() -> float:
 
 class ProgressLog(L.Callback):
     """One line when training starts (seconds since the job started, and on what), and one per
-    epoch: its wall time, logged as ``time/epoch_seconds`` too, and its metrics."""
+    epoch: its wall time, logged as ``time/epoch_seconds`` too, and its metrics. At the end of the
+    test, the run's wall time as ``time/run_seconds``: what a speedrun is measured by, and a
+    column of the HPARAMS row and of ``scripts/compare.py``'s leaderboard."""
 
     def __init__(self) -> None:
         self._epoch_start = 0.0
+        # Wall time of the processes a resumed run ran in before this one (up to the checkpoint).
+        self._earlier_seconds = self._restored_seconds = 0.0
+
+    def run_seconds(self) -> float:
+        """The run's wall time so far: this job's, plus that of the jobs it was resumed from."""
+        return self._earlier_seconds + job_age()
 
     def state_dict(self) -> dict[str, float]:
-        return {"epoch_seconds": time.perf_counter() - self._epoch_start}
+        return {
+            "epoch_seconds": time.perf_counter() - self._epoch_start,
+            "run_seconds": self.run_seconds(),
+        }
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         # An epoch resumed mid-way (no on_train_epoch_start) counts the time it had already run.
         self._epoch_start = time.perf_counter() - state_dict["epoch_seconds"]
+        self._restored_seconds = state_dict.get("run_seconds", 0.0)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Only a fit's restore continues the run's clock; the test's restore of the best
+        # checkpoint (after fit) loads this state too, and must not count that time twice.
+        self._earlier_seconds = self._restored_seconds
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.log("time/run_seconds", self.run_seconds(), sync_dist=True)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()

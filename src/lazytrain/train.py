@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from lazytrain.averaging import EMA
 from lazytrain.checkpoints import AtomicCheckpointIO, check_fits
 from lazytrain.datamodule import FashionMNISTDataModule
 from lazytrain.dry_run import count_parameters
@@ -62,6 +63,7 @@ def train(
         callbacks=[
             *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c),
             RunConfig(cfg, begin.choices),
+            *([EMA(cfg.ema_decay)] if cfg.get("ema_decay") else []),
             *callbacks,
         ],
         plugins=[AtomicCheckpointIO()],
@@ -103,6 +105,8 @@ def build_model(cfg: DictConfig, sample: torch.Tensor, num_classes: int) -> Lazy
         scheduler=plain.get("scheduler"),
         label_smoothing=cfg.get("label_smoothing", 0.0),
         channels_last=cfg.get("channels_last", False),
+        test_time_flip=cfg.get("test_time_flip", False),
+        bias_lr_factor=cfg.get("bias_lr_factor", 1.0),
         num_classes=num_classes,
         input_shape=tuple(sample.shape[1:]),
         seed=cfg.seed,
