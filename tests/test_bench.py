@@ -29,15 +29,37 @@ def test_bench_prints_its_table(real_data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_time_to_accuracy_races_each_speedrun_against_its_recipe(real_data_root, tmp_path):
+def test_time_to_accuracy_races_each_speedrun_against_its_recipe(
+    real_data_root, tmp_path, tmp_path_factory
+):
+    readme = tmp_path_factory.mktemp("docs") / "README.md"
+    kept = "| `speedrun_93` | ≥ 93.5 | 3 | 93.60 | 1.0 s | `convnet_recipe` | 93.70 | 2.0 s | 0.50× | 2026-01-01 |"
+    readme.write_text(
+        f"# intro\n<!-- speedrun:start -->\nold table\n{kept}\n<!-- speedrun:end -->\nrest\n"
+    )
     few = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
     proc = run_script(
-        "bench.py", "--time-to-accuracy", "--seeds", "1", "--device", "cpu",
-        "--data-root", str(real_data_root), "--extra", *few, cwd=tmp_path,
+        "bench.py", "--time-to-accuracy", "--speedruns", "speedrun_89", "speedrun_91", "--seeds", "1",
+        "--device", "cpu", "--data-root", str(real_data_root), "--write-readme", "--readme", str(readme),
+        "--extra", *few, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert re.search(r"^seed 0: mlp_recipe [\d.]+% in [\d.]+ s$", proc.stdout, re.M)
-    assert re.search(r"^seed 0: speedrun_89 [\d.]+% in [\d.]+ s$", proc.stdout, re.M)
-    row = r"^\| `speedrun_89` \| ≥ 89.5 \| [\d.]+ \| [\d.]+ s \| `mlp_recipe` \| [\d.]+ \| [\d.]+ s \| [\d.]+× \|$"
-    assert re.search(row, proc.stdout, re.M), proc.stdout[-2000:]
+    for recipe in ("mlp_recipe", "speedrun_89", "cnn_recipe", "speedrun_91"):
+        assert re.search(rf"^seed 0: {recipe} [\d.]+% in [\d.]+ s$", proc.stdout, re.M)
+    rows = [
+        rf"^\| `{speedrun}` \| ≥ {target} \| 1 \| [\d.]+ \| [\d.]+ s \| `{reference}` \| [\d.]+ "
+        rf"\| [\d.]+ s \| [\d.]+× \| \d{{4}}-\d\d-\d\d \|$"
+        for speedrun, target, reference in (
+            ("speedrun_89", "89.5", "mlp_recipe"), ("speedrun_91", "91.0", "cnn_recipe")
+        )
+    ]  # fmt: skip
+    for row in rows:
+        assert re.search(row, proc.stdout, re.M), proc.stdout[-2000:]
+    # --write-readme: the block holds the new rows, and the row of the speedrun not run is kept
+    text = readme.read_text()
+    assert text.startswith("# intro\n<!-- speedrun:start -->\nWhole runs") and text.endswith(
+        "<!-- speedrun:end -->\nrest\n"
+    )
+    assert "old table" not in text and kept in text
+    assert all(re.search(row, text, re.M) for row in rows)
     assert list(tmp_path.iterdir()) == []

@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,27 @@ def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.Lightning
             )
 
 
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` without its per-step costs, same files and same state.
+
+    Lightning names every callback by its ``state_key`` at each hook call, about a dozen times a
+    training step, and ``ModelCheckpoint`` rebuilds that key from its settings every time; the
+    settings are fixed in ``__init__``, so it is built once. Its per-batch bookkeeping runs only
+    when it saves by step or time (an epoch-based checkpoint has nothing to do per batch).
+    """
+
+    @property
+    def state_key(self) -> str:
+        key = self.__dict__.get("_state_key")
+        if key is None:
+            key = self.__dict__["_state_key"] = super().state_key
+        return key
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self._every_n_train_steps or self._train_time_interval is not None:
+            super().on_train_batch_end(trainer, *args)
+
+
 class LastCheckpoint(ModelCheckpoint):
     """``checkpoints/last.ckpt``: the run's latest state, written after every epoch and when the
     run is interrupted (Ctrl-C, SIGTERM from a scheduler), so ``resume=<run dir>`` continues from
@@ -162,12 +183,6 @@ class LastCheckpoint(ModelCheckpoint):
         self._saved_step = trainer.global_step  # what last.ckpt holds (or the start: nothing new)
         if threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        # Saves by step or time only when asked to: ModelCheckpoint's per-batch bookkeeping is
-        # otherwise pure overhead on every step.
-        if self._every_n_train_steps or self._train_time_interval is not None:
-            super().on_train_batch_end(trainer, *args)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self._interrupted:  # the second Ctrl-C: stop now, as Python would
