@@ -9,8 +9,10 @@ For each model and round, one training epoch of:
   (a) a plain loop over torchvision's FashionMNIST + ToTensor + DataLoader (the common baseline),
   (b) a plain loop over the in-memory tensors (same model, init, optimizer and batch order as c),
   (c) lazytrain's pipeline with its default config: Lightning, our data module, logging, progress
-      bar (validation and test off, so all three time the same work: one training epoch).
-Prints medians (min–max) of samples/s, the ratios c/b and c/a, the dry-run time and the time
+      bar (validation and test off, so all of them time the same work: one training epoch),
+  (d) Lightning's floor: the same module and data in a bare Trainer (no logger, callbacks,
+      checkpoints or progress bar): what (c) can at best reach without changing Lightning.
+Prints medians (min–max) of samples/s, the ratios d/b, c/b and c/a, the dry-run time and the time
 from process start to the first training step of `python scripts/train.py`.
 
 With --time-to-accuracy (minutes, not seconds): each speedrun recipe and its reference recipe,
@@ -143,6 +145,22 @@ def bench_lazytrain(model_name: str, args, out: Path) -> float:
     return timer.samples / timer.seconds
 
 
+def bench_bare_lightning(model_name: str, args, out: Path) -> float:
+    """(d) Lightning's floor: the same module and data module in a Trainer with nothing else —
+    no logger, callbacks, checkpoints or progress bar."""
+    cfg = config(model_name, args, out)
+    datamodule = instantiate(cfg.data)
+    model = build_model(cfg, datamodule.dry_run_sample(cfg.sample_size), datamodule.num_classes)
+    timer = EpochTimer()
+    trainer = L.Trainer(
+        accelerator=args.device, devices=1, max_epochs=1, limit_val_batches=0,
+        limit_train_batches=args.limit_batches or 1.0, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+    )  # fmt: skip
+    trainer.fit(model, datamodule=datamodule)
+    return timer.samples / timer.seconds
+
+
 def startup_seconds(args, out: Path) -> float:
     """Process start to first training step of the real CLI: the wall time of the run's step-0
     weight statistics in TensorBoard, written right before the first optimizer step."""
@@ -182,14 +200,18 @@ def table(results: dict, args, startup: list[float], floor: list[float]) -> str:
         f"Batch {args.batch_size}, one training epoch, {args.rounds} rounds interleaved, median (min–max) "
         f"samples/s; torch {torch.__version__}, lightning {L.__version__}, {device}.",
         "",
-        "| model | (a) torchvision DataLoader | (b) plain loop, in-memory | (c) lazytrain | c/b | c/a | dry run |",
-        "|---|---|---|---|---|---|---|",
+        "| model | (a) torchvision DataLoader | (b) plain loop, in-memory | (d) bare Lightning "
+        "| (c) lazytrain | d/b | c/b | c/a | dry run |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def ratio(x: str, y: str) -> float:  # the median of the rounds' ratios
+        return statistics.median(i / j for i, j in zip(r[x], r[y], strict=True))
+
     for name, r in results.items():
-        cb = statistics.median(c / b for c, b in zip(r["c"], r["b"], strict=True))
-        ca = statistics.median(c / a for c, a in zip(r["c"], r["a"], strict=True))
         lines.append(
-            f"| {name} | {stats(r['a'])} | {stats(r['b'])} | {stats(r['c'])} | {cb:.2f} | {ca:.1f} "
+            f"| {name} | {stats(r['a'])} | {stats(r['b'])} | {stats(r['d'])} | {stats(r['c'])} "
+            f"| {ratio('d', 'b'):.2f} | {ratio('c', 'b'):.2f} | {ratio('c', 'a'):.1f} "
             f"| {statistics.median(r['dry']) * 1000:.0f} ms |"
         )
     if startup:
@@ -327,7 +349,7 @@ def main() -> None:
             write_readme(args.readme, "speedrun", speedrun_table(rows, args))
         return
 
-    results = {m: {"a": [], "b": [], "c": [], "dry": []} for m in args.models}
+    results = {m: {"a": [], "b": [], "c": [], "d": [], "dry": []} for m in args.models}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for name in args.models:
@@ -337,9 +359,11 @@ def main() -> None:
                 b, dry = bench_in_memory(name, args, out)
                 r["b"].append(b)
                 r["dry"].append(dry)
+                r["d"].append(bench_bare_lightning(name, args, out))
                 r["c"].append(bench_lazytrain(name, args, out))
                 print(
-                    f"round {round_}: {name} a={r['a'][-1]:,.0f} b={b:,.0f} c={r['c'][-1]:,.0f} samples/s",
+                    f"round {round_}: {name} a={r['a'][-1]:,.0f} b={b:,.0f} d={r['d'][-1]:,.0f} "
+                    f"c={r['c'][-1]:,.0f} samples/s",
                     flush=True,
                 )
         startup, floor = [], []

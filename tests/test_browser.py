@@ -118,8 +118,8 @@ def test_data_api_serves_runs_scalars_and_hparams(tensorboard):
             group["hparams"]["params"] == {"model=lazy_cnn": 61706, "model=lazy_mlp": 203530}[run]
         )
         metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-        assert set(metrics) == {"val/acc", "val/loss", "test/acc", "test/loss"}
-        assert 0.0 < metrics["test/acc"] <= 1.0
+        assert set(metrics) == {"val/acc", "val/loss", "test/acc", "test/loss", "time/run_seconds"}
+        assert 0.0 < metrics["test/acc"] <= 1.0 and metrics["time/run_seconds"] > 0
 
 
 def screenshot_hparams(page, url: str, path: Path, runs: list[str]) -> None:
@@ -156,7 +156,7 @@ def test_tabs_in_a_browser(tensorboard, page, tmp_path):
     # the default view, nothing ticked: the columns a person compares, then the metrics
     assert headers == [
         "Trial ID", "Show Metrics", *HPARAMS_SHOWN,
-        "test/acc", "test/loss", "val/acc", "val/loss",
+        "test/acc", "test/loss", "time/run_seconds", "val/acc", "val/loss",
     ]  # fmt: skip
     cells = {t.strip() for t in table.locator(".table-cell").all_inner_texts()}
     cores = len(os.sched_getaffinity(0))
