@@ -155,7 +155,9 @@ def test_statistics_come_from_the_training_split_per_channel(folder):
     pixels = data.load().train_x[train_idx].double() / 255
     norm = data.normalization
     assert torch.allclose(torch.tensor(norm.mean, dtype=torch.float64), pixels.mean(dim=(0, 2, 3)))
-    assert torch.allclose(torch.tensor(norm.std, dtype=torch.float64), pixels.std(dim=(0, 2, 3), correction=0))
+    assert torch.allclose(
+        torch.tensor(norm.std, dtype=torch.float64), pixels.std(dim=(0, 2, 3), correction=0)
+    )
     sample = data.dry_run_sample(32)
     assert sample.shape == (32, 3, 32, 32) and sample.dtype == torch.float32
     whole = Normalization.measure(data.load().train_x, torch.arange(120))
