@@ -105,6 +105,7 @@ def scan(root: str | Path | None) -> Listing:
         raise DataError(
             f"{root}: test/ and train/ have different classes ({diff}); give both the same class folders"
         )
+    stats: list[tuple[str, int, int]] = []
     for split in SPLITS:
         files[split] = []
         for label, name in enumerate(classes[split]):
@@ -114,13 +115,10 @@ def scan(root: str | Path | None) -> Listing:
                     f"{root / split / name} is empty: put {name}'s images there, or delete the folder"
                 )
             files[split] += [(path, label) for path in paths]
-    stats = tuple(
-        (str(path.relative_to(root)), st.st_size, st.st_mtime_ns)
-        for split in SPLITS
-        for path, _ in files[split]
-        for st in [path.stat()]
-    )
-    return Listing(root, tuple(classes["train"]), files, stats)
+            for path in paths:
+                st = path.stat()
+                stats.append((str(path.relative_to(root)), st.st_size, st.st_mtime_ns))
+    return Listing(root, tuple(classes["train"]), files, tuple(stats))
 
 
 def fingerprint(listing: Listing, resize: tuple[int, int] | None) -> str:
@@ -139,7 +137,7 @@ def _header(path: Path) -> tuple[str, tuple[int, int]]:
     try:
         with Image.open(path) as image:
             return image.mode, (image.height, image.width)
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise DataError(
             f"{path} is not an image PIL can read ({err}): delete it or move it out"
         ) from None
