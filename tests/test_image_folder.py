@@ -117,6 +117,7 @@ def test_eval_reproduces_the_test_accuracy_and_names_the_classes(cnn_run, folder
     for name in COLORS:
         assert f"| {name} | " in proc.stdout and "| 20 |" in proc.stdout
     assert "| **2** |" in proc.stdout and "| **3** |" not in proc.stdout
+    assert "| red | " in read_events(run).texts["eval/report"]  # and in TensorBoard
 
 
 @pytest.mark.slow
