@@ -1,9 +1,11 @@
-"""Evaluate a checkpoint on the official Fashion-MNIST test set: test loss and accuracy, per-class
-accuracy and the confusion matrix — printed, saved as a PNG and added to the run's TensorBoard.
+"""Evaluate a checkpoint on its data's test set (Fashion-MNIST, or data=image_folder data.root=DIR):
+test loss and accuracy, per-class accuracy and the confusion matrix, the classes by name — printed,
+saved as a PNG and added to the run's TensorBoard.
 Writes nothing but <run>/eval/ and one event file in the run directory.
 
     python scripts/eval.py ckpt_path=outputs/runs/<run>/checkpoints/last.ckpt
     python scripts/eval.py ckpt_path=... data.root=/elsewhere trainer.accelerator=cpu
+    python scripts/eval.py ckpt_path=... data=image_folder data.root=DIR   # a run on your images
     python scripts/eval.py ckpt_path=... trusted_targets=[mypkg.models]  # a model from elsewhere
 
 The model is rebuilt only from allowlisted targets (src/lazytrain/trust.py) plus trusted_targets.
@@ -31,6 +33,7 @@ def main(overrides: list[str]) -> None:
     from hydra.utils import instantiate
 
     from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
+    from lazytrain.data import DataError
     from lazytrain.dry_run import ShapeMismatchError
     from lazytrain.evaluate import evaluate, plot_confusion
     from lazytrain.tracking import log_evaluation
@@ -48,6 +51,7 @@ def main(overrides: list[str]) -> None:
     except (
         CheckpointError,
         CheckpointMismatchError,
+        DataError,
         UntrustedTargetError,
         ShapeMismatchError,
         InstantiationException,

@@ -164,8 +164,10 @@ _warm: _WarmCLI | None = None
 
 
 def script_env(**extra: str) -> dict[str, str]:
-    """A script's environment: tests/ importable (fault injection through the real CLI)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT)}
+    """A script's environment: tests/ importable (fault injection through the real CLI), and the
+    caller's PYTHONPATH kept (a worktree's src/ before the venv's editable install)."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "PYTHONPATH": path}
     return {**env, **extra}
 
 

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint anywhere: rebuild the lazy model from its own hyperparameters, load the
 weights with ``weights_only=True`` (building only allowlisted targets: :mod:`lazytrain.trust`),
-and report test metrics, per-class accuracy and the confusion matrix (printed, as a PNG, and in
-the run's TensorBoard)."""
+restore the data's state it was trained with (class names, normalization) and report test
+metrics, per-class accuracy and the confusion matrix (printed, as a PNG, and in the run's
+TensorBoard), the classes named as the data names them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import lightning as L
 import torch
 
 from lazytrain.checkpoints import read_checkpoint
-from lazytrain.data import CLASSES
-from lazytrain.datamodule import FashionMNISTDataModule
+from lazytrain.data import DataError
+from lazytrain.datamodule import ImageDataModule
 from lazytrain.module import LazyClassifier
 
 
@@ -24,6 +25,7 @@ class Evaluation:
     accuracy: float
     confusion: torch.Tensor  # [true class, predicted class] counts
     step: int
+    classes: tuple[str, ...]  # in label order
 
     @property
     def per_class(self) -> torch.Tensor:
@@ -33,11 +35,11 @@ class Evaluation:
         rows = [
             f"| {name} | {acc:.2%} | {int(n)} |"
             for name, acc, n in zip(
-                CLASSES, self.per_class.tolist(), self.confusion.sum(1).tolist(), strict=True
+                self.classes, self.per_class.tolist(), self.confusion.sum(1).tolist(), strict=True
             )
         ]
-        head = "| | " + " | ".join(str(i) for i in range(len(CLASSES))) + " |"
-        matrix = [head, "|---" * (len(CLASSES) + 1) + "|"]
+        head = "| | " + " | ".join(str(i) for i in range(len(self.classes))) + " |"
+        matrix = [head, "|---" * (len(self.classes) + 1) + "|"]
         matrix += [
             f"| **{i}** | " + " | ".join(str(int(v)) for v in row) + " |"
             for i, row in enumerate(self.confusion)
@@ -58,26 +60,42 @@ class Evaluation:
 
 
 def load(
-    ckpt_path: str | Path, device: torch.device | str = "cpu", trusted_targets: Sequence[str] = ()
+    ckpt_path: str | Path,
+    device: torch.device | str = "cpu",
+    trusted_targets: Sequence[str] = (),
+    datamodule: ImageDataModule | None = None,
 ) -> tuple[LazyClassifier, int]:
     """The model a checkpoint holds, and its global step: the file is read once, no pickled
-    objects are executed, and only allowlisted targets (plus ``trusted_targets``) are built."""
+    objects are executed, and only allowlisted targets (plus ``trusted_targets``) are built.
+    Given a ``datamodule``, the data must fit the model, and the state the checkpoint recorded
+    of it (class names, normalization; Lightning restores it only where it loads the checkpoint
+    itself) is restored into it."""
     checkpoint = read_checkpoint(ckpt_path)
-    model = LazyClassifier.from_checkpoint(
-        checkpoint, trusted_targets, source=f"checkpoint {ckpt_path}"
-    )
+    source = f"checkpoint {ckpt_path}"
+    model = LazyClassifier.from_checkpoint(checkpoint, trusted_targets, source=source)
+    if datamodule is not None:
+        trained = (model.hparams.num_classes, list(model.hparams.input_shape))
+        if trained != (datamodule.num_classes, list(datamodule.input_shape)):
+            raise DataError(
+                f"{source} holds a model of {trained[0]} classes of {trained[1]} images, the data "
+                f"has {datamodule.num_classes} classes of {list(datamodule.input_shape)} images: "
+                "give the data it was trained on (data=..., data.root=...)"
+            )
+        state = checkpoint.get(type(datamodule).__qualname__)
+        if state is not None:  # checkpoints from before the data had a state have none
+            datamodule.load_state_dict(state)
     return model.to(device).eval(), int(checkpoint.get("global_step", 0))
 
 
 def evaluate(
     ckpt_path: str | Path,
-    datamodule: FashionMNISTDataModule,
+    datamodule: ImageDataModule,
     accelerator: str = "auto",
     trusted_targets: Sequence[str] = (),
 ) -> Evaluation:
     """Test metrics through Lightning (the same code path as training's final test) and the
     confusion matrix from one pass over the test set."""
-    model, step = load(ckpt_path, trusted_targets=trusted_targets)
+    model, step = load(ckpt_path, trusted_targets=trusted_targets, datamodule=datamodule)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
@@ -86,7 +104,7 @@ def evaluate(
         enable_model_summary=False,
     )
     metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    n = len(CLASSES)
+    n = datamodule.num_classes
     confusion = torch.zeros(n, n, dtype=torch.long)
     with torch.no_grad():
         for x, y in datamodule.test_dataloader():
@@ -99,7 +117,11 @@ def evaluate(
             f"confusion-matrix accuracy {accuracy} != Lightning's test/acc {metrics['test/acc']}"
         )
     return Evaluation(
-        loss=metrics["test/loss"], accuracy=metrics["test/acc"], confusion=confusion, step=step
+        loss=metrics["test/loss"],
+        accuracy=metrics["test/acc"],
+        confusion=confusion,
+        step=step,
+        classes=datamodule.classes,
     )
 
 
@@ -113,8 +135,9 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.imshow(evaluation.confusion, cmap="Blues")
-    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
-    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    classes = evaluation.classes
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
     ax.set(xlabel="predicted", ylabel="true", title=f"test accuracy {evaluation.accuracy:.2%}")
     top = evaluation.confusion.max().item()
     for i, row in enumerate(evaluation.confusion.tolist()):

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 EXTENDING = (
     "trainer.max_epochs", "trainer.max_steps", "trainer.accelerator", "trainer.devices",
     "trainer.num_nodes", "trainer.strategy", "data.root", "data.search_dirs", "data.download",
-    "callbacks.progress_bar", "trusted_targets",
+    "data.cache_dir", "callbacks.progress_bar", "trusted_targets",
 )  # fmt: skip
 CONFIG_KEY = "run_config"  # in the checkpoint: {"config": ..., "choices": ...}
 

@@ -168,7 +168,7 @@ SHOWN_FIRST = ("model", "init", "optimizer.lr", "seed", "hardware")  # the defau
 PLUMBING = (
     "callbacks", "logger", "hydra", "sweep", "launcher", "hparams_search", "output_dir", "resume", "ckpt_path", "trusted_targets",
     "optimized_metric", "sample_size", "data.root", "data.search_dirs", "data.download",
-    "data.eval_batch_size", "data.shuffle_seed", "trainer.default_root_dir", "trainer.accelerator",
+    "data.cache_dir", "data.eval_batch_size", "data.shuffle_seed", "trainer.default_root_dir", "trainer.accelerator",
     "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.enable_model_summary",
     "trainer.log_every_n_steps", "trainer.fast_dev_run", "trainer.deterministic",
     "trainer.benchmark", "trainer.limit_val_batches", "trainer.limit_test_batches",

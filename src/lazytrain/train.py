@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.averaging import EMA
 from lazytrain.checkpoints import AtomicCheckpointIO, check_fits
-from lazytrain.datamodule import FashionMNISTDataModule
+from lazytrain.datamodule import ImageDataModule
 from lazytrain.dry_run import count_parameters
 from lazytrain.module import LazyClassifier
 from lazytrain.resume import RunConfig, start
@@ -44,7 +44,7 @@ def train(
     begin = start(cfg, choices or {}, overrides)  # with resume=<dir>: the run's own configuration
     cfg = begin.cfg
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule: FashionMNISTDataModule = instantiate(cfg.data)
+    datamodule: ImageDataModule = instantiate(cfg.data)
     sample = datamodule.dry_run_sample(cfg.sample_size)  # reads (or first fetches) the data
     model = build_model(cfg, sample, datamodule.num_classes)
     if begin.checkpoint is not None:

@@ -35,6 +35,7 @@ ALLOWED: tuple[str, ...] = (
     "lazytrain.schedules.",
     "lazytrain.augment.Augment",
     "lazytrain.datamodule.FashionMNISTDataModule",
+    "lazytrain.datamodule.ImageFolderDataModule",
 )
 # Under ALLOWED but not admitted by it (trusted_targets can still admit them): they rewire given
 # modules or optimizers, dispatch callables, start threads or processes, or compile code.
