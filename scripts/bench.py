@@ -19,17 +19,20 @@ With --time-to-accuracy (minutes, not seconds): each speedrun recipe and its ref
 back to back for each seed, as whole runs of `python scripts/train.py experiment=<recipe>`; their
 test accuracies and wall times (process start to test accuracy) as each run recorded them in
 TensorBoard, the median times and the median ratio of the pairs' times. --write-readme replaces
-the rows of the speedruns it ran and keeps the others.
+the rows of the speedruns it ran and keeps the others. --keep DIR keeps the runs themselves, for
+`python scripts/compare.py DIR`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -312,6 +315,22 @@ def measured_rows(readme: Path) -> dict[str, str]:
     return {row.split("`")[1]: row for row in rows if row.count("|") == len(SPEEDRUN_COLUMNS) + 1}
 
 
+@contextlib.contextmanager
+def runs_dir(keep: Path | None) -> Iterator[Path]:
+    """Where the speedrun table's runs go: a temporary directory, or ``keep``, which must be new or
+    empty (a second bench run never mixes its runs into, or overwrites, the first's)."""
+    if keep is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+        return
+    if keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        raise SystemExit(
+            f"--keep {keep}: not an empty directory; name a new one for this run's runs"
+        )
+    keep.mkdir(parents=True, exist_ok=True)
+    yield keep
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["lazy_mlp", "lazy_cnn"])
@@ -332,6 +351,10 @@ def main() -> None:
     parser.add_argument("--speedruns", nargs="+", default=list(SPEEDRUNS), choices=list(SPEEDRUNS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
+        "--keep", type=Path, default=None,
+        help="with --time-to-accuracy: keep the runs in this new directory (for scripts/compare.py)",
+    )  # fmt: skip
+    parser.add_argument(
         "--extra", nargs="*", default=[], help="overrides for every run (smoke tests)"
     )
     args = parser.parse_args()
@@ -341,8 +364,8 @@ def main() -> None:
         prepare_raw_files(args.data_root)  # torchvision's reader in (a) needs the unpacked files
 
     if args.time_to_accuracy:
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = time_to_accuracy(args, Path(tmp))
+        with runs_dir(args.keep) as tmp:
+            rows = time_to_accuracy(args, tmp)
         print(speedrun_table(rows, args))
         if args.write_readme:  # the rows of speedruns not run this time stay as they were
             rows = measured_rows(args.readme) | rows

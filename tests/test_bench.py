@@ -40,11 +40,13 @@ def test_time_to_accuracy_races_each_speedrun_against_its_recipe(
         f"# intro\n<!-- speedrun:start -->\nold table\n{kept}\n<!-- speedrun:end -->\nrest\n"
     )
     few = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
-    proc = run_script(
+    runs_dir = tmp_path_factory.mktemp("kept") / "runs"
+    bench = (
         "bench.py", "--time-to-accuracy", "--speedruns", "speedrun_89", "speedrun_91", "--seeds", "1",
         "--device", "cpu", "--data-root", str(real_data_root), "--write-readme", "--readme", str(readme),
-        "--extra", *few, cwd=tmp_path,
+        "--keep", str(runs_dir), "--extra", *few,
     )  # fmt: skip
+    proc = run_script(*bench, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for recipe in ("mlp_recipe", "speedrun_89", "cnn_recipe", "speedrun_91"):
         assert re.search(rf"^seed 0: {recipe} [\d.]+% in [\d.]+ s$", proc.stdout, re.M)
@@ -65,3 +67,18 @@ def test_time_to_accuracy_races_each_speedrun_against_its_recipe(
     assert "old table" not in text and kept in text
     assert all(re.search(row, text, re.M) for row in rows)
     assert list(tmp_path.iterdir()) == []
+
+    # --keep: the runs stay, each a whole run that compare.py ranks under its own recipe
+    runs = sorted(p.name for p in runs_dir.iterdir())
+    assert runs == ["cnn_recipe-0", "mlp_recipe-0", "speedrun_89-0", "speedrun_91-0"]
+    board = run_script(
+        "compare.py", str(runs_dir), "--out", str(tmp_path_factory.mktemp("board")), cwd=tmp_path
+    )
+    assert board.returncode == 0, board.stderr[-3000:]
+    for recipe in ("mlp_recipe", "speedrun_89", "cnn_recipe", "speedrun_91"):
+        assert re.search(rf"^\| \d \| experiment={recipe} \|.* 1 finished \|$", board.stdout, re.M)
+    # a second bench into the same place is refused before it runs anything; the runs stay
+    before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*")}
+    again = run_script(*bench, cwd=tmp_path)
+    assert again.returncode != 0 and f"--keep {runs_dir}: not an empty directory" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*")} == before

@@ -120,6 +120,22 @@ def test_runs_are_read_with_their_status(sweep):
     assert crashed.status == FAILED and crashed.note == SHAPE_ERROR  # the last ERROR line
 
 
+def test_validation_every_n_epochs_counts_and_plots_at_its_epochs(tmp_path):
+    """check_val_every_n_epoch=2 (speedrun_91 validates once, at its last epoch): 4 epochs
+    trained, validated after epochs 2 and 4, not "2 epochs" plotted at 1 and 2."""
+    with SummaryWriter(tmp_path / "run") as writer:
+        for epoch in range(1, 5):
+            writer.add_scalar("train/acc", 0.5 + epoch / 10, 10 * epoch)
+            if epoch % 2 == 0:
+                writer.add_scalar("val/acc", 0.6 + epoch / 10, 10 * epoch)
+        writer.add_scalar("test/acc", 0.95, 40)
+    (run,) = find_runs(tmp_path)
+    assert run.epochs == 4 and run.best_val_acc == pytest.approx(1.0)
+    assert run.val_curve == pytest.approx({2: 0.8, 4: 1.0})
+    fig = figure([Group(("run",), "run", [run])])
+    assert list(fig.axes[0].lines[0].get_xdata()) == [2, 4]
+
+
 def test_groups_over_seeds_rank_by_mean_test_acc(sweep):
     groups, common = group_runs(find_runs(sweep))
     assert common == ["trainer.max_epochs=3"]
@@ -338,9 +354,9 @@ def test_shortened_labels_fit_and_stay_apart_in_the_legend():
     assert len(lines) == LEGEND_LINES and lines[-1].endswith("…")
     assert all(len(line) <= LEGEND_WIDTH for line in lines)
 
-    curve = [0.5, 0.6, 0.7]
+    curve = {1: 0.5, 2: 0.6, 3: 0.7}
     groups = [
-        Group((str(i),), f"{long},optimizer.lr={i}", [Run(str(i), FINISHED, val_acc=curve)])
+        Group((str(i),), f"{long},optimizer.lr={i}", [Run(str(i), FINISHED, val_curve=curve)])
         for i in range(24)
     ]  # 24 labels that only differ past what the legend shows
     with warnings.catch_warnings(record=True) as caught:

@@ -15,6 +15,7 @@ share, less those every run shares (listed once); two groups never share a label
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import math
@@ -62,10 +63,10 @@ class Run:
     params: int | None = None
     best_val_acc: float | None = None
     test_acc: float | None = None
-    epochs: int = 0
+    epochs: int = 0  # training epochs ended (validation may run only every n of them)
     wall_seconds: float | None = None  # time/run_seconds; unfinished: the sum of its epochs
     epoch_seconds: float | None = None  # median over epochs: the first one's warm-up is an outlier
-    val_acc: list[float] = field(default_factory=list)  # per epoch, in step order
+    val_curve: dict[int, float] = field(default_factory=dict)  # epoch (from 1) -> its val/acc
     note: str = ""  # a failed run's error, or an incomplete run's last logged error
 
 
@@ -190,7 +191,13 @@ def read_run(run_dir: Path, name: str) -> Run:
     ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 1})
     ea.Reload()
     scalars = {tag: ea.Scalars(tag) for tag in ea.Tags()["scalars"]}
-    val = [e.value for e in sorted(scalars.get("val/acc", []), key=lambda e: e.step)]
+    val = sorted(scalars.get("val/acc", []), key=lambda e: e.step)
+    # Epochs end at the steps of train/acc; validation logs at its epoch's step, and may run only
+    # every n epochs (check_val_every_n_epoch): its points are placed by step, not counted.
+    ends = sorted(e.step for e in scalars.get("train/acc", []))
+    val_curve = {
+        (bisect.bisect_left(ends, e.step) if ends else i) + 1: e.value for i, e in enumerate(val)
+    }
     test = scalars.get("test/acc", [])
     epoch_seconds = scalars.get("time/epoch_seconds", [])
     run_seconds = scalars.get("time/run_seconds", [])
@@ -212,12 +219,12 @@ def read_run(run_dir: Path, name: str) -> Run:
         model=hparams.get("model"),
         hardware=hparams.get("hardware"),
         params=None if params is None else int(params),
-        best_val_acc=max(val) if val else None,
+        best_val_acc=max(val_curve.values(), default=None),
         test_acc=test[-1].value if test else None,
-        epochs=len(val),
+        epochs=max(len(ends), len(val)),
         wall_seconds=wall,
         epoch_seconds=statistics.median(e.value for e in epoch_seconds) if epoch_seconds else None,
-        val_acc=val,
+        val_curve=val_curve,
         note="" if status == FINISHED else last_error(run_dir / "train.log"),
     )
 
@@ -502,21 +509,24 @@ def figure(groups: Sequence[Group]) -> Figure:
     fig = Figure(figsize=(width, height), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    shown = sum(any(r.val_acc for r in g.runs) for g in groups)
+    shown = sum(any(r.val_curve for r in g.runs) for g in groups)
     alpha = 0.2 if shown <= 8 else 0.08  # many bands over each other turn grey
     for rank, g in enumerate(groups, 1):
-        curves = [r.val_acc for r in g.runs if r.val_acc]
+        curves = [r.val_curve for r in g.runs if r.val_curve]
         if not curves:
             continue
-        epochs = range(1, max(map(len, curves)) + 1)
-        at = [[100 * c[e - 1] for c in curves if len(c) >= e] for e in epochs]
+        epochs = sorted(set().union(*curves))  # where any run validated
+        at = [[100 * c[e] for c in curves if e in c] for e in epochs]
         mean = [statistics.fmean(v) for v in at]
         style = {"color": f"C{(rank - 1) % 10}", "ls": LINE_STYLES[(rank - 1) // 10 % 4]}
         label = f"{rank}. {shorten(g.label)} (n={len(curves)})"
+        lows, highs = [min(v) for v in at], [max(v) for v in at]
+        if len(epochs) == 1:  # validated once (at its last epoch): a dot and a min-max bar
+            ax.plot(epochs, mean, marker="o", markersize=6, label=label, **style)
+            ax.vlines(epochs, lows, highs, alpha=0.5, **style)
+            continue
         ax.plot(epochs, mean, marker="o", markersize=3, label=label, **style)
-        ax.fill_between(
-            epochs, [min(v) for v in at], [max(v) for v in at], alpha=alpha, lw=0, **style
-        )
+        ax.fill_between(epochs, lows, highs, alpha=alpha, lw=0, **style)
     ax.set(xlabel="epoch", ylabel="val/acc (%)", title="val/acc: mean over seeds, min–max band")
     ax.grid(alpha=0.3)
     if ax.lines:
