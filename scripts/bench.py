@@ -4,6 +4,7 @@
     python scripts/bench.py --write-readme           # also update the README's performance table
     python scripts/bench.py --rounds 1 --limit-batches 5 --models lazy_mlp   # a smoke test
     python scripts/bench.py --time-to-accuracy --write-readme   # speedruns against their recipes
+    python scripts/bench.py --time-to-accuracy --speedruns speedrun_91   # one (speedrun_93: hours)
 
 For each model and round, one training epoch of:
   (a) a plain loop over torchvision's FashionMNIST + ToTensor + DataLoader (the common baseline),
