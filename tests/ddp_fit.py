@@ -1,4 +1,5 @@
-"""Fit the real config on 2 CPU processes (gloo) with a DDP strategy; rank 0 writes a JSON report.
+"""Fit the real config on 2 CPU processes (gloo) with a DDP strategy; rank 0 writes a JSON report,
+and every rank, at its exit, whether it had left its process group by then.
 
 Run by test_ddp.py as a subprocess, because Lightning's ``ddp`` launcher re-runs ``sys.argv``:
     python tests/ddp_fit.py STRATEGY DATA_DIR WORK_DIR
@@ -6,6 +7,7 @@ Run by test_ddp.py as a subprocess, because Lightning's ``ddp`` launcher re-runs
 
 from __future__ import annotations
 
+import atexit
 import json
 import sys
 from pathlib import Path
@@ -25,6 +27,15 @@ class Report(L.Callback):
 
     def __init__(self, initial: torch.Tensor, out: Path) -> None:
         self.initial, self.out, self.report = initial, out, {}
+
+    def setup(self, trainer, pl_module, stage):
+        # Registered before the model's setup hook runs, so this runs after whatever the model
+        # arranges for the exit (atexit runs last-in, first-out), still in a whole interpreter.
+        atexit.register(self.record_exit, trainer.global_rank)
+
+    def record_exit(self, rank: int) -> None:
+        left = not torch.distributed.is_initialized()
+        self.out.with_name(f"exit_rank{rank}.json").write_text(json.dumps({"left_group": left}))
 
     def on_fit_start(self, trainer, pl_module):
         self.report["initial"] = pl_module.all_gather(self.initial).tolist()

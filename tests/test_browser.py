@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,12 +45,6 @@ def logdir(real_data_root, tmp_path_factory) -> Path:
     return runs
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url: str, body: dict | None = None) -> object:
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "X-XSRF-Protected": "1"}
@@ -61,27 +54,33 @@ def get_json(url: str, body: dict | None = None) -> object:
 
 @pytest.fixture(scope="module")
 def tensorboard(logdir, tmp_path_factory) -> Iterator[str]:
-    """``tensorboard --logdir`` on a free local port, up once both runs are loaded."""
-    port = free_port()
+    """``tensorboard --logdir`` on a port the OS picks (no free-port guess another process could
+    take first), up once both runs are loaded."""
     log = tmp_path_factory.mktemp("tensorboard") / "tensorboard.log"
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-             "--host", "127.0.0.1", "--port", str(port)],
+             "--host", "127.0.0.1", "--port", "0"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
+
+        def waiting(what: str) -> None:
+            assert server.poll() is None, f"tensorboard exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"{what} in 90 s:\n{log.read_text()}"
+            time.sleep(0.5)
+
+        while not (serving := re.search(r" at (http://\S+?)/? \(Press", log.read_text())):
+            waiting("no 'TensorBoard ... at http://...' line")
+        url = serving.group(1)
         while True:
             try:
                 if sorted(get_json(f"{url}/data/runs")) == RUNS:
                     break
             except OSError:
-                pass  # not listening yet
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"runs not loaded in 90 s:\n{log.read_text()}"
-            time.sleep(0.5)
+                pass  # not answering yet
+            waiting(f"runs {RUNS} not loaded by {url}")
         yield url
     finally:
         os.kill(server.pid, signal.SIGTERM)

@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from lazytrain.checkpoints import ModelCheckpoint, best_score
 from lazytrain.evaluate import load
 
-from .helpers import make_cfg, read_events, run_script
+from .helpers import make_cfg, read_events, run_script, synthetic
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).with_name("ddp_fit.py")
@@ -44,6 +45,10 @@ def test_trap1_2_3_ddp_trains_from_identical_weights_on_every_rank(
     assert logged <= set(metrics)
     assert {k: v for k, v in metrics.items() if v[0] != v[1]} == {}
     assert "sync_dist" not in proc.stdout + proc.stderr  # no Lightning warning about it
+    # A gloo group still alive when the interpreter shuts down aborts a finished run now and then
+    # (SIGABRT, "terminate called without an active exception"): every rank left it before.
+    exits = [json.loads((tmp_path / f"exit_rank{r}.json").read_text()) for r in range(2)]
+    assert exits == [{"left_group": True}] * 2
 
 
 def test_cli_multirun_with_ddp_runs_each_job_once_and_only_rank_zero_writes(
@@ -111,3 +116,22 @@ def test_cli_ddp_ranks_agree_on_the_metrics_and_rank_zero_reports_them(synthetic
     # The per-epoch log line shows what TensorBoard got: the training loss over both ranks.
     shown = re.search(r"epoch 0 \(.*train/loss_epoch ([\d.]+)", logs[0]).group(1)
     assert shown == f"{events.scalars['train/loss_epoch'][-1][1]:.4g}"  # 4 significant digits
+
+
+def test_cli_ddp_spawn_run_exits_0_and_sweepers_get_its_best_score(synthetic_dir, tmp_path):
+    """``ddp_spawn`` fits in worker processes, which hand the main process back the best
+    checkpoint's path but not its score: the score a sweeper gets is read from that file."""
+    run = tmp_path / "run"
+    proc = run_script(
+        "train.py", "trainer=ddp", "trainer.strategy=ddp_spawn", *synthetic(tmp_path, synthetic_dir),
+        "trainer.max_epochs=2", f"hydra.run.dir={run}", cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (run / "train.log").read_text().count("final metrics:") == 1
+    (best,) = (run / "checkpoints").glob("best-epoch*.ckpt")
+    # what the main process holds after a ddp_spawn fit: the configured callback, a path, no score
+    callback = ModelCheckpoint(monitor="val/acc", mode="max")
+    callback.best_model_path = str(best)
+    assert callback.best_model_score is None
+    val_acc = [acc for _, acc in read_events(run).scalars["val/acc"]]
+    assert len(val_acc) == 2 and best_score(callback) == pytest.approx(max(val_acc))

@@ -152,6 +152,16 @@ class ModelCheckpoint(LightningModelCheckpoint):
             super().on_train_batch_end(trainer, *args)
 
 
+def best_score(callback: LightningModelCheckpoint) -> float:
+    """The monitored value of ``callback``'s best checkpoint. A ``ddp_spawn`` fit trains in worker
+    processes and hands the main process back the best checkpoint's path but not its score; then
+    it is read from that file, which holds the callback's state as of its own save."""
+    if callback.best_model_score is not None:
+        return float(callback.best_model_score)
+    state = read_checkpoint(callback.best_model_path)["callbacks"][callback.state_key]
+    return float(state["best_model_score"])
+
+
 class LastCheckpoint(ModelCheckpoint):
     """``checkpoints/last.ckpt``: the run's latest state, written after every epoch and when the
     run is interrupted (Ctrl-C, SIGTERM from a scheduler), so ``resume=<run dir>`` continues from

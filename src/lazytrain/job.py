@@ -26,6 +26,7 @@ from omegaconf import DictConfig, read_write
 from lazytrain import console, progress
 from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
 from lazytrain.data import DataError
+from lazytrain.distributed import leave_process_group
 from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.module import NonFiniteLossError
 from lazytrain.resume import ResumeError
@@ -91,8 +92,7 @@ def process_state_restored() -> Iterator[None]:
     try:
         yield
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        leave_process_group()
         os.environ.clear()
         os.environ.update(environ)
 

@@ -25,6 +25,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
 from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError, read_checkpoint
+from lazytrain.distributed import leave_process_group_at_exit
 from lazytrain.dry_run import ShapeReport, apply_init, uninitialized
 from lazytrain.init import InitScheme
 from lazytrain.models import build_net
@@ -188,6 +189,10 @@ class LazyClassifier(L.LightningModule):
         if self._channels_last and x.ndim == 4:
             return x.contiguous(memory_format=torch.channels_last)
         return x
+
+    def setup(self, stage: str) -> None:
+        # In every rank (ddp_spawn's workers too), once its process group exists.
+        leave_process_group_at_exit()
 
     def on_train_epoch_start(self) -> None:
         self._reset_epoch_sums()  # (not called for an epoch resumed mid-way: the sums are loaded)

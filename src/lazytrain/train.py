@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.averaging import EMA
-from lazytrain.checkpoints import AtomicCheckpointIO, check_fits
+from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.dry_run import count_parameters
 from lazytrain.module import LazyClassifier
@@ -89,7 +89,7 @@ def train(
     if trainer.global_rank == 0:  # the metrics are synced: every rank holds the same ones
         log.info("final metrics: %s (outputs in %s)", final, output_dir)
     if best and checkpoint.monitor == cfg.optimized_metric:  # sweepers optimize the best epoch
-        final[cfg.optimized_metric] = float(checkpoint.best_model_score)
+        final[cfg.optimized_metric] = best_score(checkpoint)
     return final.get(cfg.optimized_metric, float("nan"))
 
 
