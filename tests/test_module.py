@@ -15,6 +15,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch import nn
 
 from lazytrain.dry_run import uninitialized
+from lazytrain.models import to_channels_last
 from lazytrain.module import LazyClassifier
 
 from .helpers import model_and_data, quiet_trainer
@@ -168,8 +169,13 @@ def test_channels_last_lays_out_kernels_and_batches_and_computes_the_same(cfg_fa
     kernels = [p for p in nhwc.net.parameters() if p.ndim == 4]
     assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
     assert plain.digest() == nhwc.digest()  # the same init, only laid out differently
-    x = torch.randn(8, 3, 28, 28)  # 3 channels: a layout change that is not a no-op
-    assert nhwc._layout(x).is_contiguous(memory_format=torch.channels_last)
+    # 3 channels: a layout change that is not a no-op; the net sees its batch in NHWC
+    seen = []
+    conv = to_channels_last(nn.Conv2d(3, 4, 3))
+    conv.register_forward_pre_hook(lambda _, args: seen.append(args[0].stride()))
+    x = torch.randn(8, 3, 28, 28)
+    conv(x)
+    assert seen == [x.contiguous(memory_format=torch.channels_last).stride()] != [x.stride()]
     sample = datamodule.dry_run_sample(8)
     torch.testing.assert_close(nhwc.eval()(sample), plain.eval()(sample))
     quiet_trainer(tmp_path).fit(nhwc.train(), datamodule=datamodule)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from lazytrain.checkpoints import LastCheckpoint, atomic_write
-from lazytrain.module import NonFiniteLossError
+from lazytrain.epoch_state import NonFiniteLossError
 
 from .helpers import (
     ROOT,

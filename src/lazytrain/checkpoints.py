@@ -22,6 +22,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from lazytrain.compat import NotifyingCheckpoint
+
 log = logging.getLogger(__name__)
 
 
@@ -131,7 +133,7 @@ def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.Lightning
             )
 
 
-class ModelCheckpoint(LightningModelCheckpoint):
+class ModelCheckpoint(NotifyingCheckpoint):
     """Lightning's ``ModelCheckpoint`` without its per-step costs, same files and same state.
 
     Lightning names every callback by its ``state_key`` at each hook call, about a dozen times a
@@ -139,6 +141,21 @@ class ModelCheckpoint(LightningModelCheckpoint):
     settings are fixed in ``__init__``, so it is built once. Its per-batch bookkeeping runs only
     when it saves by step or time (an epoch-based checkpoint has nothing to do per batch).
     """
+
+    def __init__(
+        self,
+        *args: Any,
+        every_n_train_steps: int | None = None,
+        train_time_interval: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            *args,
+            every_n_train_steps=every_n_train_steps,
+            train_time_interval=train_time_interval,
+            **kwargs,
+        )
+        self._per_batch = bool(every_n_train_steps) or train_time_interval is not None
 
     @property
     def state_key(self) -> str:
@@ -148,7 +165,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
         return key
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self._every_n_train_steps or self._train_time_interval is not None:
+        if self._per_batch:
             super().on_train_batch_end(trainer, *args)
 
 
@@ -211,8 +228,7 @@ class LastCheckpoint(ModelCheckpoint):
             signal.signal(signal.SIGINT, self._previous_sigint)
             self._previous_sigint = None
 
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
+    def saved(self, trainer: L.Trainer, filepath: str) -> None:
         self._saved_step = trainer.global_step
 
     def on_exception(
@@ -231,7 +247,7 @@ class LastCheckpoint(ModelCheckpoint):
                 name, trainer.global_step, path,
             )  # fmt: skip
         else:
-            self._save_checkpoint(trainer, str(path))
+            self.save_now(trainer, str(path))
             log.warning("%s at step %d: saved %s", name, trainer.global_step, path)
         if path.is_file():
             log.warning(

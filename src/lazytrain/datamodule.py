@@ -17,6 +17,7 @@ import torch
 
 from lazytrain import image_folder
 from lazytrain.augment import Augment
+from lazytrain.compat import batches_completed
 from lazytrain.data import (
     FASHION_MNIST_NORMALIZATION,
     SYSTEM_DIR,
@@ -225,7 +226,7 @@ class ImageDataModule(L.LightningDataModule):
             shuffle=train,
             seed=self.shuffle_seed,
             epoch=lambda: trainer.current_epoch if trainer else 0,
-            completed=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+            completed=lambda: batches_completed(trainer),
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             augment=self.augment if train else None,

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.conv import _ConvNd
 from torch.nn.parameter import is_lazy
 
+from lazytrain.compat import BatchNormLayer, ConvLayer
 from lazytrain.init import INIT_LAYERS, InitScheme
 
 log = logging.getLogger(__name__)
@@ -63,9 +62,9 @@ def parameter_table(net: nn.Module) -> list[tuple[str, str]]:
 def _expects(module: nn.Module) -> str | None:
     if isinstance(module, nn.Linear) and not is_lazy(module.weight):
         return f"last dimension {module.in_features}"
-    if isinstance(module, _ConvNd) and not is_lazy(module.weight):
+    if isinstance(module, ConvLayer) and not is_lazy(module.weight):
         return f"{module.in_channels} channels in dimension 1"
-    if isinstance(module, _BatchNorm) and not is_lazy(module.weight):
+    if isinstance(module, BatchNormLayer) and not is_lazy(module.weight):
         return f"{module.num_features} channels in dimension 1"
     return None
 

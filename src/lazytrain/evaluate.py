@@ -16,6 +16,7 @@ import torch
 from lazytrain.checkpoints import read_checkpoint
 from lazytrain.data import DataError
 from lazytrain.datamodule import ImageDataModule
+from lazytrain.loading import model_from_checkpoint
 from lazytrain.module import LazyClassifier
 
 
@@ -72,7 +73,7 @@ def load(
     itself) is restored into it."""
     checkpoint = read_checkpoint(ckpt_path)
     source = f"checkpoint {ckpt_path}"
-    model = LazyClassifier.from_checkpoint(checkpoint, trusted_targets, source=source)
+    model = model_from_checkpoint(LazyClassifier, checkpoint, trusted_targets, source=source)
     if datamodule is not None:
         trained = (model.hparams.num_classes, list(model.hparams.input_shape))
         if trained != (datamodule.num_classes, list(datamodule.input_shape)):

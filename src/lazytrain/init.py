@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.nn.modules.conv import _ConvNd
+
+from lazytrain.compat import ConvLayer, fans
 
 InitScheme = Callable[[nn.Module, torch.Generator], None]
-INIT_LAYERS = (nn.Linear, _ConvNd)
+INIT_LAYERS = (nn.Linear, ConvLayer)
 
 
 def _zero_bias(layer: nn.Module) -> None:
@@ -70,5 +71,5 @@ def default(layer: nn.Module, generator: torch.Generator) -> None:
 
 def xavier_bound(layer: nn.Module, gain: float = 1.0) -> float:
     """The Xavier-uniform bound ``gain·sqrt(6 / (fan_in + fan_out))`` of a layer's weight."""
-    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+    fan_in, fan_out = fans(layer.weight)
     return gain * math.sqrt(6.0 / (fan_in + fan_out))

@@ -28,7 +28,7 @@ from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
 from lazytrain.data import DataError
 from lazytrain.distributed import leave_process_group
 from lazytrain.dry_run import ShapeMismatchError
-from lazytrain.module import NonFiniteLossError
+from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.resume import ResumeError
 from lazytrain.run_dir import RunExistsError
 from lazytrain.train import train

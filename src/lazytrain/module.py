@@ -11,12 +11,10 @@ checked against an allowlist before anything is built (:mod:`lazytrain.trust`).
 from __future__ import annotations
 
 import hashlib
-import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
@@ -24,19 +22,17 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError, read_checkpoint
+from lazytrain.compat import CheapHookNames, forget_training_loader
 from lazytrain.distributed import leave_process_group_at_exit
-from lazytrain.dry_run import ShapeReport, apply_init, uninitialized
+from lazytrain.dry_run import ShapeReport, apply_init
+from lazytrain.epoch_state import EpochState
 from lazytrain.init import InitScheme
-from lazytrain.models import build_net
-from lazytrain.trust import check_targets
+from lazytrain.loading import load_from_checkpoint
+from lazytrain.models import build_net, to_channels_last
+from lazytrain.optimizers import build_optimizer
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the run stops, its last good checkpoint stays."""
-
-
-class LazyClassifier(L.LightningModule):
+class LazyClassifier(CheapHookNames):
     """Classifier around any lazy ``net`` declared by a Hydra config (``model``)."""
 
     def __init__(
@@ -61,16 +57,14 @@ class LazyClassifier(L.LightningModule):
             # Rebuilding from a checkpoint: only the shape matters, the weights load after.
             sample = torch.zeros(2, *input_shape)
         self.shape_report = self.materialize(sample, instantiate(init))
-        self._channels_last = channels_last
-        if channels_last:  # after the dry run: a lazy parameter has no layout yet
-            self.net.to(memory_format=torch.channels_last)
+        if channels_last:
+            to_channels_last(self.net)
         # torchmetrics for evaluation; training accuracy is a plain on-device count (a
         # torchmetrics update costs 5x more, per step).
         self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(2)
         )
-        self._reset_epoch_sums()
-        self._restored_rng: dict[str, torch.Tensor] = {}
+        self.epoch_state = EpochState()
 
     def materialize(self, inputs: torch.Tensor, init: InitScheme) -> ShapeReport | None:
         """:func:`~lazytrain.dry_run.apply_init` on the net: dry-run ``inputs``, check the
@@ -78,79 +72,13 @@ class LazyClassifier(L.LightningModule):
         hp = self.hparams
         return apply_init(self.net, inputs, init, seed=hp.seed, num_classes=hp.num_classes)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets _current_fx_name around every hook call, ~50 times per training step;
-        # nn.Module.__setattr__'s parameter/buffer/module checks make that a measurable cost.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
-        cls,
-        checkpoint_path: str | Path | IO[bytes],
-        map_location: Any = None,
-        hparams_file: str | Path | None = None,
-        strict: bool | None = None,
-        weights_only: bool | None = None,
-        *,
-        trusted_targets: Sequence[str] = (),
-        **kwargs: Any,
+        cls, checkpoint_path: str | Path | IO[bytes], *args: Any, **kwargs: Any
     ) -> LazyClassifier:
-        """Lightning's ``load_from_checkpoint``, safe for a checkpoint from elsewhere: the file is
-        read once with ``weights_only=True`` (:func:`read_checkpoint`) and its hyperparameters are
-        rebuilt by :meth:`from_checkpoint` (allowlisted targets only, plus ``trusted_targets``).
-        The model is built on the CPU and moved to ``map_location`` if that names a device."""
-        if weights_only is False:
-            raise ValueError("LazyClassifier checkpoints load only with weights_only=True")
-        if hparams_file is not None:
-            raise ValueError("hparams_file is not supported: give hyperparameters as keywords")
-        checkpoint = read_checkpoint(checkpoint_path)
-        model = cls.from_checkpoint(
-            checkpoint,
-            trusted_targets=trusted_targets,
-            source=f"checkpoint {checkpoint_path}",
-            strict=strict,
-            **kwargs,
-        )
-        if isinstance(map_location, str | torch.device):
-            model = model.to(map_location)
-        return model
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        checkpoint: dict[str, Any],
-        trusted_targets: Sequence[str] = (),
-        source: str = "the checkpoint",
-        strict: bool | None = None,
-        **kwargs: Any,
-    ) -> LazyClassifier:
-        """The model a loaded checkpoint describes, with its weights. Every ``_target_`` in its
-        hyperparameters is checked (:func:`lazytrain.trust.check_targets`) before anything is
-        built; ``kwargs`` override hyperparameters, as in Lightning. Weights that do not fit are a
-        :class:`CheckpointMismatchError`, a file with no hyperparameters a :class:`CheckpointError`."""
-        hparams = checkpoint.get("hyper_parameters")
-        required = ("model", "init", "optimizer")
-        if not isinstance(hparams, dict) or any(k not in {**hparams, **kwargs} for k in required):
-            raise CheckpointError(
-                f"{source} holds no model, init and optimizer hyperparameters: not a lazytrain checkpoint"
-            )
-        check_targets(hparams, trusted_targets, source)
-        names = inspect.signature(cls.__init__).parameters
-        model = cls(**{k: v for k, v in hparams.items() if k in names and k != "self"} | kwargs)
-        model.on_load_checkpoint(checkpoint)
-        try:
-            model.load_state_dict(
-                checkpoint["state_dict"], strict=model.strict_loading if strict is None else strict
-            )
-        except RuntimeError as err:
-            raise CheckpointMismatchError(
-                f"{source} does not fit the model its hyperparameters describe: "
-                + " ".join(str(err).split())
-            ) from err
-        return model
+        """Lightning's ``load_from_checkpoint`` (same arguments, plus ``trusted_targets``), safe
+        for a file from elsewhere: allowlisted targets only (:mod:`lazytrain.loading`)."""
+        return load_from_checkpoint(cls, checkpoint_path, *args, **kwargs)
 
     def digest(self) -> str:
         """sha256 of the weights: equal digests, bit-identical models (across runs and ranks)."""
@@ -172,85 +100,44 @@ class LazyClassifier(L.LightningModule):
         self.hparams.optimizer["lr"] = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self._layout(x))
+        return self.net(x)
 
     def evaluation_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The logits validation, test and ``scripts/eval.py`` score: with ``test_time_flip``
         the mean of the image's and its mirror image's (clothes look alike mirrored, and the
         training flips them too), which costs a second forward pass."""
-        x = self._layout(x)
         logits = self.net(x)
         if self.hparams.test_time_flip:
             logits = (logits + self.net(x.flip(-1))) / 2
         return logits
-
-    def _layout(self, x: torch.Tensor) -> torch.Tensor:
-        """Batches in the net's memory format (a no-op for a single channel, as Fashion-MNIST's)."""
-        if self._channels_last and x.ndim == 4:
-            return x.contiguous(memory_format=torch.channels_last)
-        return x
 
     def setup(self, stage: str) -> None:
         # In every rank (ddp_spawn's workers too), once its process group exists.
         leave_process_group_at_exit()
 
     def on_train_epoch_start(self) -> None:
-        self._reset_epoch_sums()  # (not called for an epoch resumed mid-way: the sums are loaded)
+        self.epoch_state.reset(self.device)  # (not for an epoch resumed mid-way: sums are loaded)
 
     def on_train_start(self) -> None:
-        # A checkpoint is restored before the strategy moves the model to its device.
-        self._loss_sum, self._correct, self._first_bad_step = (
-            t.to(self.device) for t in (self._loss_sum, self._correct, self._first_bad_step)
-        )
-        rng, self._restored_rng = self._restored_rng, {}
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.epoch_state.start_training(self.device)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # This epoch's running sums so far: an epoch resumed mid-way logs the same train/*
-        # metrics as an uninterrupted one; the global RNG for the same reason (Dropout).
-        checkpoint["epoch_sums"] = {
-            "loss": self._loss_sum.cpu(), "correct": self._correct.cpu(),
-            "seen": self._seen, "first_bad_step": self._first_bad_step.cpu(),
-        }  # fmt: skip
-        checkpoint["rng"] = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+        checkpoint.update(self.epoch_state.state_dict(self.device))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        sums = checkpoint.get("epoch_sums")
-        if sums is not None:
-            self._loss_sum, self._correct = sums["loss"], sums["correct"]
-            self._seen, self._first_bad_step = sums["seen"], sums["first_bad_step"]
-        self._restored_rng = checkpoint.get("rng", {})  # applied when training continues
-
-    def _reset_epoch_sums(self) -> None:
-        # Running sums on the device: no per-step sync, and no per-step self.log (each costs
-        # about as much as a small model's whole step); logged every N steps and per epoch.
-        self._loss_sum = torch.zeros((), device=self.device)
-        self._correct = torch.zeros((), device=self.device, dtype=torch.long)
-        self._seen = 0
-        self._first_bad_step = torch.full((), -1, device=self.device, dtype=torch.long)
+        self.epoch_state.load_state_dict(checkpoint)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
-        logits = self.net(self._layout(x))
+        logits = self.net(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
-        with torch.no_grad():
-            self._loss_sum += loss * len(y)
-            self._correct += (logits.argmax(1) == y).sum()
-            self._seen += len(y)
-            # Remember the first non-finite step on the device; checked without a per-step sync.
-            bad = ~torch.isfinite(loss) & (self._first_bad_step < 0)
-            self._first_bad_step = torch.where(bad, self.global_step, self._first_bad_step)
+        self.epoch_state.update(loss, logits, y, self.global_step)
         # On the steps Lightning writes to the loggers (counted over the run, not the epoch), so
         # each point lands at its own step and none is dropped at an epoch's end.
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self._check_finite()
+            self.epoch_state.check_finite(self.current_epoch)
             # sync_dist: under DDP the loss of the global batch, the same on every rank (one
             # all-reduce every log_every_n_steps; free on one device).
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, sync_dist=True)
@@ -261,27 +148,15 @@ class LazyClassifier(L.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self._check_finite()  # before validation, so no checkpoint is written from bad weights
+        # before validation, so no checkpoint is written from bad weights
+        self.epoch_state.check_finite(self.current_epoch)
 
-    def _check_finite(self) -> None:
-        step = int(self._first_bad_step)
-        if step >= 0:
-            raise NonFiniteLossError(
-                f"the training loss became NaN or infinite at step {step} (epoch "
-                f"{self.current_epoch}); the run stopped and its last good checkpoint is kept. "
-                "Lower optimizer.lr, or add gradient clipping: trainer.gradient_clip_val=1.0"
-            )
-
-    def train_epoch_metrics(self) -> dict[str, torch.Tensor | float]:
+    def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
         """This epoch's training loss and accuracy so far (this rank)."""
-        seen = max(self._seen, 1)
-        return {
-            "train/loss_epoch": self._loss_sum / seen,
-            "train/acc": self._correct.float() / seen,
-        }
+        return self.epoch_state.metrics()
 
     def on_train_epoch_end(self) -> None:
-        self._check_finite()
+        self.epoch_state.check_finite(self.current_epoch)
         for name, value in self.train_epoch_metrics().items():
             # not on the progress bar: shown all next epoch, it would read as that epoch's loss
             self.log(name, value, sync_dist=True)
@@ -312,36 +187,13 @@ class LazyClassifier(L.LightningModule):
 
     def _estimated_steps(self) -> int:
         steps = int(self.trainer.estimated_stepping_batches)
-        # Lightning#20550: estimating sets up the training loader before a checkpoint's loop
-        # state is restored, and fit then reuses it: the loader's saved batch position would
-        # never be loaded (a mid-epoch resume would replay the epoch from its start). Let fit
-        # set the loader up again, after the restore.
-        self.trainer.fit_loop._combined_loader = None
+        forget_training_loader(self.trainer)  # so that a mid-epoch resume restores its position
         return steps
 
     def build_optimizer(
         self, total_steps: Callable[[], int]
     ) -> tuple[torch.optim.Optimizer, LRScheduler | None]:
-        """The configured optimizer, and the schedule over ``total_steps()`` optimizer steps if
-        one is configured (a plain loop gets exactly what Lightning gets)."""
-        lazy = uninitialized(self)
-        if lazy:  # an optimizer over lazy parameters trains, but the configured init never ran
-            raise RuntimeError(
-                f"configure_optimizers reached with uninitialized parameters: {lazy}"
-            )
-        options = dict(self.hparams.optimizer)
-        decay = float(options.get("weight_decay", 0.0))
-        # Weight decay on matrices and kernels only: decaying biases and norm scales hurts. Those
-        # 1-D parameters may also take a larger learning rate (bias_lr_factor; airbench trains
-        # BatchNorm's biases at a higher one).
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ]
-        if self.hparams.bias_lr_factor != 1.0:
-            groups[1]["lr"] = float(options["lr"]) * self.hparams.bias_lr_factor
-        optimizer = instantiate(options)([g for g in groups if g["params"]])
-        if not self.hparams.scheduler:
-            return optimizer, None
-        return optimizer, instantiate(self.hparams.scheduler)(optimizer, total_steps=total_steps())
+        """The configured optimizer and schedule (:mod:`lazytrain.optimizers`): a plain loop or a
+        checkpoint check gets exactly what Lightning gets."""
+        hp = self.hparams
+        return build_optimizer(self, hp.optimizer, hp.scheduler, total_steps, hp.bias_lr_factor)

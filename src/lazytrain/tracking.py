@@ -21,6 +21,8 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from lazytrain.compat import file_writer, started_experiment
+
 if TYPE_CHECKING:
     from lazytrain.evaluate import Evaluation
 
@@ -49,7 +51,7 @@ class SingleEventFileLogger(TensorBoardLogger):
     def finalize(self, status: str) -> None:
         if status != "success":
             super().finalize(status)
-        elif self._experiment is not None:
+        elif started_experiment(self) is not None:
             self.experiment.flush()
             self.save()
 
@@ -229,9 +231,9 @@ def log_hparams(
     for info in data.experiment.hparam_infos:
         info.differs = info.name in SHOWN_FIRST
     content.content = data.SerializeToString()
-    file_writer = writer._get_file_writer()
+    events = file_writer(writer)
     for summary in (experiment, session_start, session_end):
-        file_writer.add_summary(summary)
+        events.add_summary(summary)
     writer.flush()
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from lazytrain.compat import locate
+
 # Hydra 1.3.8 has only a blocklist (hydra/_internal/target_policy.py), no allowlist: hence this walk.
 
 # Dotted prefixes (a trailing "." admits names strictly below it; no trailing "." admits that exact
@@ -96,12 +98,10 @@ def _check_target(target: Any, path: str, trusted: Sequence[str], source: str) -
         raise refuse(f"_target_={target!r}", "not a dotted name, refused")
     if not _admitted(target, trusted):
         raise refuse(f"'{target}'", "not an allowed target", _module_prefix(target))
-    # Resolve exactly as instantiate will. _locate imports only modules named by prefixes of the
-    # target (just admitted) and only reads attributes: nothing is called.
-    from hydra._internal.utils import _locate
-
+    # Resolve exactly as instantiate will: this imports only modules named by prefixes of the
+    # target (just admitted) and only reads attributes; nothing is called.
     try:
-        obj = _locate(target)
+        obj = locate(target)
     except Exception as err:
         raise refuse(f"'{target}'", f"it does not resolve ({type(err).__name__})") from None
     module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)

@@ -1,0 +1,94 @@
+"""The one door to private parts of Lightning, Hydra, TensorBoard and torch.
+
+Each name below reaches something a library does not offer publicly (yet); the comment says what
+is missing. ``tests/test_compat.py`` checks each of them on the installed versions and fails
+naming the attribute, so an upgrade that moves one breaks a test that says why, not exact resume
+or checkpointing in silence. No other module of lazytrain touches a library's ``_private`` name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from hydra._internal.utils import _locate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.writer import FileWriter
+
+# The common base classes of torch's convolutions (1-3d, transposed, lazy) and batch norms
+# (1-3d, lazy, sync): no public class or protocol covers each family.
+ConvLayer = _ConvNd
+BatchNormLayer = _BatchNorm
+
+
+class CheapHookNames(L.LightningModule):
+    """Lightning sets ``_current_fx_name`` around every hook call, about 50 times a training step,
+    and ``nn.Module.__setattr__``'s parameter/buffer/module checks make that a measurable cost; it
+    is a plain attribute, so it is set as one (no public switch exists)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+def forget_training_loader(trainer: L.Trainer) -> None:
+    """Lightning#20550: ``estimated_stepping_batches`` sets the training loader up before a
+    checkpoint's loop state is restored, and fit then reuses it, so the loader's saved batch
+    position is never loaded (a mid-epoch resume replays the epoch). Dropping the fit loop's
+    ``_combined_loader`` lets fit set it up again, after the restore."""
+    trainer.fit_loop._combined_loader = None
+
+
+def batches_completed(trainer: L.Trainer) -> int:
+    """Training batches completed in this epoch, as the fit loop counts them (restored from a
+    checkpoint; Lightning offers no public counter of batches within the epoch)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.completed
+
+
+class NotifyingCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` with a public hook after each save of its own. Every save it makes (per
+    epoch, per step, on a time interval) passes through its internal ``_save_checkpoint``, which
+    also records the file and tells the loggers; nothing public says a save happened."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        self.saved(trainer, filepath)
+
+    def save_now(self, trainer: L.Trainer, filepath: str) -> None:
+        """Save as the callback's own schedule would (the same bookkeeping and hook)."""
+        self._save_checkpoint(trainer, filepath)
+
+    def saved(self, trainer: L.Trainer, filepath: str) -> None:
+        """Called after each save; override it."""
+
+
+def started_experiment(logger: TensorBoardLogger) -> SummaryWriter | None:
+    """The logger's writer if it has been created: ``logger.experiment`` would create one (and an
+    empty event file) just to be flushed."""
+    return logger._experiment
+
+
+def file_writer(writer: SummaryWriter) -> FileWriter:
+    """The writer's event file, to add hand-made summaries (the HPARAMS experiment) to it:
+    ``SummaryWriter.add_hparams`` writes them into a new subdirectory, a run of its own."""
+    return writer._get_file_writer()
+
+
+def locate(path: str) -> Any:
+    """The object at a dotted path, exactly as ``hydra.utils.instantiate`` resolves a target;
+    ``hydra.utils.get_object`` wraps the same function but logs an error line for every miss."""
+    return _locate(path)
+
+
+def fans(weight: torch.Tensor) -> tuple[int, int]:
+    """A weight's fan-in and fan-out as ``torch.nn.init`` computes them for Xavier and Kaiming
+    (no public function returns them)."""
+    return nn.init._calculate_fan_in_and_fan_out(weight)

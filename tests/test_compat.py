@@ -1,0 +1,118 @@
+"""Every private name ``lazytrain.compat`` reaches, on the installed Lightning, Hydra, TensorBoard
+and torch: each test fails naming the attribute when an upgrade moves it."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.writer import FileWriter
+
+from lazytrain import compat
+
+from .helpers import quiet_trainer
+
+
+def present(owner: object, name: str, user: str) -> None:
+    assert hasattr(owner, name), (
+        f"{getattr(owner, '__qualname__', type(owner).__qualname__)}.{name} is gone from this "
+        f"version: lazytrain.compat.{user} needs another way"
+    )
+
+
+class Tiny(compat.CheapHookNames):
+    """A real LightningModule on random data, recording what Lightning names its hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(4, 2)
+        self.hook_names: list[str] = []
+
+    def training_step(self, batch, batch_idx):
+        self.hook_names.append(self._current_fx_name)
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        data = torch.utils.data.TensorDataset(torch.randn(12, 4), torch.randint(0, 2, (12,)))
+        return torch.utils.data.DataLoader(data, batch_size=4)
+
+
+def test_current_fx_name_is_a_plain_attribute_lightning_sets_around_each_hook(tmp_path):
+    present(L.LightningModule(), "_current_fx_name", "CheapHookNames")
+    model = Tiny()
+    quiet_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0).fit(model)
+    assert model.hook_names == ["training_step"] * 3
+    assert "_current_fx_name" in vars(model)  # set past nn.Module's checks
+
+
+def test_fit_loop_combined_loader_and_batch_progress(tmp_path):
+    trainer = quiet_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0)
+    present(trainer.fit_loop, "_combined_loader", "forget_training_loader")
+    present(trainer.fit_loop.epoch_loop, "batch_progress", "batches_completed")
+    trainer.fit(Tiny())
+    assert compat.batches_completed(trainer) == 3
+    assert trainer.fit_loop._combined_loader is not None
+    compat.forget_training_loader(trainer)
+    assert trainer.fit_loop._combined_loader is None
+
+
+def test_model_checkpoint_saves_through_save_checkpoint(tmp_path):
+    present(ModelCheckpoint, "_save_checkpoint", "NotifyingCheckpoint")
+
+    class Recording(compat.NotifyingCheckpoint):
+        def saved(self, trainer, filepath):
+            self.saves.append((trainer.global_step, filepath))
+
+    checkpoint = Recording(
+        dirpath=tmp_path / "ckpt",
+        filename="e{epoch}",
+        save_top_k=-1,
+        auto_insert_metric_name=False,
+    )
+    checkpoint.saves = []
+    trainer = quiet_trainer(
+        tmp_path, max_epochs=2, limit_val_batches=0, enable_checkpointing=True,
+        callbacks=[checkpoint],
+    )  # fmt: skip
+    trainer.fit(Tiny())
+    assert [step for step, _ in checkpoint.saves] == [3, 6]
+    assert all((tmp_path / "ckpt" / name).is_file() for name in ("e0.ckpt", "e1.ckpt"))
+    checkpoint.save_now(trainer, str(tmp_path / "now.ckpt"))
+    assert checkpoint.saves[-1] == (6, str(tmp_path / "now.ckpt"))
+
+
+def test_tensorboard_logger_experiment_and_the_writers_event_file(tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="", version="")
+    present(logger, "_experiment", "started_experiment")
+    assert compat.started_experiment(logger) is None  # nothing created yet
+    experiment = logger.experiment
+    assert compat.started_experiment(logger) is experiment
+    with SummaryWriter(str(tmp_path / "w")) as writer:
+        present(writer, "_get_file_writer", "file_writer")
+        assert isinstance(compat.file_writer(writer), FileWriter)
+
+
+def test_hydra_locate_resolves_targets():
+    from hydra._internal import utils
+
+    present(utils, "_locate", "locate")
+    assert compat.locate("torch.nn.LazyLinear") is nn.LazyLinear
+
+
+def test_torch_layer_bases_and_fans():
+    present(nn.init, "_calculate_fan_in_and_fan_out", "fans")
+    assert compat.fans(torch.empty(3, 5)) == (5, 3)
+    assert compat.fans(torch.empty(8, 4, 3, 3)) == (36, 72)
+    convs = (nn.Conv1d(1, 1, 1), nn.LazyConv2d(1, 1), nn.ConvTranspose3d(1, 1, 1))
+    norms = (nn.BatchNorm1d(1), nn.LazyBatchNorm2d(), nn.SyncBatchNorm(1))
+    assert all(isinstance(m, compat.ConvLayer) for m in convs)
+    assert all(isinstance(m, compat.BatchNormLayer) for m in norms)
+    assert not isinstance(nn.LayerNorm(1), compat.BatchNormLayer | compat.ConvLayer)
