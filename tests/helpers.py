@@ -38,12 +38,6 @@ FEW_BATCHES = [
     "trainer.limit_test_batches=2",
     "trainer.log_every_n_steps=4",
 ]
-# Keep a sweep's run directory names to the swept keys.
-EXCLUDE_KEYS = (
-    "hydra.job.config.override_dirname.exclude_keys=[experiment,sweep,launcher,data.root,trainer.max_epochs,"
-    "trainer.limit_train_batches,trainer.limit_val_batches,trainer.limit_test_batches,"
-    "trainer.log_every_n_steps]"
-)
 
 
 # --- data -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import EXCLUDE_KEYS, FEW_BATCHES, run_script
+from .helpers import FEW_BATCHES, run_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def logdir(real_data_root, tmp_path_factory) -> Path:
     runs = cwd / "runs"
     proc = run_script(
         "train.py", "-m", "model=lazy_mlp,lazy_cnn", f"data.root={real_data_root}",
-        f"hydra.sweep.dir={runs}", EXCLUDE_KEYS, *FEW_BATCHES, cwd=cwd,
+        f"hydra.sweep.dir={runs}", *FEW_BATCHES, cwd=cwd,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     return runs

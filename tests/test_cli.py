@@ -7,7 +7,7 @@ import torch
 
 from lazytrain.module import LazyClassifier
 
-from .helpers import EXCLUDE_KEYS, FEW_BATCHES, assert_refused, read_events, run_script
+from .helpers import FEW_BATCHES, assert_refused, read_events, run_script
 
 BAD_MODEL = """\
 _target_: torch.nn.Sequential
@@ -154,7 +154,7 @@ def test_multirun_grid_writes_one_named_run_per_combination(real_data_root, tmp_
     sweep = tmp_path / "sweep"
     proc = run_script(
         "train.py", "-m", "model=lazy_mlp,lazy_cnn", "init=xavier,normal", f"data.root={real_data_root}",
-        f"hydra.sweep.dir={sweep}", EXCLUDE_KEYS,
+        f"hydra.sweep.dir={sweep}",
         *FEW_BATCHES, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -36,7 +36,7 @@ from lazytrain.compare import (
 )
 from lazytrain.tracking import log_hparams
 
-from .helpers import CONF, EXCLUDE_KEYS, FEW_BATCHES, read_events, run_script
+from .helpers import CONF, FEW_BATCHES, read_events, run_script
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JOBLIB_MISSING = "hydra-joblib-launcher missing: pip install -e '.[sweep]'"
@@ -253,10 +253,11 @@ def test_common_means_every_run_and_labels_tell_configurations_apart():
     assert common == []  # init.std=0.05 and optimizer=sgd were one run's only: not common
     assert sorted(g.label for g in groups) == [
         "init=normal,init.std=0.05,model=lazy_cnn",  # by key: init's choice before init.std
-        "init=normal,model=lazy_cnn,sweep=grid_seeds,trainer.max_epochs=2",
-        "init=normal,model=lazy_mlp,sweep=grid_seeds,trainer.max_epochs=2",
-        "init=xavier,model=lazy_cnn,sweep=grid_seeds,trainer.max_epochs=2",
-        "init=xavier,model=lazy_mlp,sweep=grid_seeds,trainer.max_epochs=2",
+        # the sweep preset ran them (sweep=grid_seeds): not part of what they are
+        "init=normal,model=lazy_cnn,trainer.max_epochs=2",
+        "init=normal,model=lazy_mlp,trainer.max_epochs=2",
+        "init=xavier,model=lazy_cnn,trainer.max_epochs=2",
+        "init=xavier,model=lazy_mlp,trainer.max_epochs=2",
         "optimizer=sgd",
     ]
     assert sorted(g.n for g in groups) == [1, 1, 2, 2, 2, 2]  # the sweep's two seeds each
@@ -305,7 +306,22 @@ def test_runs_of_one_configuration_are_one_group_whatever_their_overrides(tmp_pa
     assert groups[0].test_acc == pytest.approx((0.82, 0.02))
     labels_name_exactly_what_is_not_common(groups, common)
     text = compare(tmp_path)
-    assert "the same configuration (`.hydra/config.yaml` less seed and paths" in text
+    assert "the same configuration (`.hydra/config.yaml` less seeds, paths, hardware" in text
+
+
+def test_runs_that_differ_only_in_what_is_not_the_experiment_are_one_group(tmp_path):
+    """Hardware, the evaluation batch, logging, a callback's switch: lazytrain.config_keys
+    says they do not make another experiment, for compare.py as for run names and HPARAMS."""
+    fake_run(tmp_path, [], [0.80], 0.80, name="a", config=composed())
+    elsewhere = [
+        "trainer.accelerator=cpu", "trainer.devices=1", "data.eval_batch_size=512",
+        "trainer.log_every_n_steps=5", "callbacks.tracking.histograms=false", "sample_size=64",
+    ]  # fmt: skip
+    fake_run(tmp_path, elsewhere, [0.82], 0.82, name="b", config=composed(*elsewhere))
+    longer = ["trainer.max_epochs=40"]  # how long it trains is part of the experiment
+    fake_run(tmp_path, longer, [0.84], 0.84, name="c", config=composed(*longer))
+    groups, _ = group_runs(find_runs(tmp_path))
+    assert sorted([r.name for r in g.runs] for g in groups) == [["a", "b"], ["c"]]
 
 
 def test_same_overrides_on_different_configurations_get_different_labels(tmp_path):
@@ -401,7 +417,7 @@ def real_multirun(data_root: Path, cwd: Path, *overrides: str) -> tuple[Path, st
     sweep = cwd / "sweep"
     proc = run_script(
         "train.py", "-m", *overrides, f"data.root={data_root}", f"hydra.sweep.dir={sweep}",
-        EXCLUDE_KEYS, *FEW_BATCHES, cwd=cwd,
+        *FEW_BATCHES, cwd=cwd,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     return sweep, proc.stdout + proc.stderr

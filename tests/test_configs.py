@@ -11,6 +11,13 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from lazytrain.augment import Augment
+from lazytrain.config_keys import (
+    LENGTH,
+    NOT_THE_EXPERIMENT,
+    in_configuration,
+    in_hparams,
+    run_name_patterns,
+)
 from lazytrain.train import build_model, train
 
 from .helpers import CONF, read_events
@@ -98,3 +105,15 @@ def test_the_number_of_classes_comes_from_the_data(cfg_factory):
     data = instantiate(cfg.data)
     model = build_model(cfg, data.dry_run_sample(cfg.sample_size), data.num_classes)
     assert model.net[-1].out_features == data.num_classes == 10
+
+
+def test_run_names_leave_out_exactly_what_config_keys_says_is_not_the_experiment():
+    """One definition: conf/hydra's exclude_keys is config_keys.run_name_patterns(), and the
+    HPARAMS row, compare.py's groups and resume= ask config_keys too."""
+    dirname = hydra_config().hydra.job.config.override_dirname
+    assert sorted(dirname.exclude_keys) == sorted(run_name_patterns())
+    for key in (*NOT_THE_EXPERIMENT, "callbacks.progress_bar.refresh_rate", "logger.name"):
+        assert not in_hparams(key) and not in_configuration(key), key
+    for key in ("model.hidden", "optimizer.lr", "data.batch_size", *LENGTH):
+        assert in_hparams(key) and in_configuration(key), key
+    assert in_hparams("seed") and not in_configuration("seed")  # a group spans its seeds

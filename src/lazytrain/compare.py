@@ -8,8 +8,9 @@ them (``EventAccumulator``, symlinked directories followed), so this works on an
 TensorBoard would show, while a sweep is still running too.
 
 Two runs are one configuration when their saved configurations (``.hydra/config.yaml``) agree
-but for :data:`NOT_CONFIGURATION` (seed, paths, display): ``init=xavier`` (the default) and no
-override are the same. Labels are made of overrides: a group's label is the overrides its runs
+but for the seeds and what is not the experiment (paths, hardware, views:
+:func:`lazytrain.config_keys.in_configuration`); ``init=xavier`` (the default) and no override
+are the same. Labels are made of overrides: a group's label is the overrides its runs
 share, less those every run shares (listed once); two groups never share a label.
 """
 
@@ -31,6 +32,8 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from lazytrain.config_keys import in_configuration
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -38,15 +41,6 @@ FINISHED, INCOMPLETE, FAILED = "finished", "running/incomplete", "failed"
 EVENTS_GLOB = "events.out.tfevents.*"
 # Hydra's job log format: "[2024-05-01 12:00:00,123][lazytrain.train][ERROR] - message"
 ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")
-# Config keys (and everything under them) that do not change what a run trains: the seed (a
-# group's runs are its seeds), where its files and data are, how it is shown and logged. Left out
-# when runs are compared, and out of labels. Hardware keys (trainer.accelerator, ...) stay in:
-# runs of one config on different machines group together when they chose the same way ("auto").
-NOT_CONFIGURATION = (
-    "seed", "output_dir", "resume", "data.root", "data.search_dirs", "data.download",
-    "trusted_targets", "optimized_metric", "callbacks.progress_bar", "logger",
-    "trainer.default_root_dir", "trainer.enable_progress_bar", "trainer.enable_model_summary",
-)  # fmt: skip
 
 
 @dataclass
@@ -56,7 +50,7 @@ class Run:
     name: str
     status: str
     overrides: list[str] | None = None  # None: no .hydra/overrides.yaml
-    # .hydra/config.yaml flattened to dotted keys, less NOT_CONFIGURATION; None: none saved
+    # .hydra/config.yaml flattened to dotted keys, its configuration only; None: none saved
     config: dict[str, object] | None = None
     model: str | None = None  # the model config chosen (hparams, written at the end of a run)
     hardware: str | None = None  # "NVIDIA H100 80GB HBM3", "CPU, 2 cores" (ditto)
@@ -142,12 +136,6 @@ def read_overrides(run_dir: Path) -> list[str] | None:
     return [str(o) for o in yaml.safe_load(path.read_text()) or []]
 
 
-def configuration_key(key: str) -> bool:
-    """Whether a dotted config key (or an override's key) is part of a run's configuration."""
-    key = key.lstrip("+~")
-    return not any(key == k or key.startswith(k + ".") for k in NOT_CONFIGURATION)
-
-
 def flatten(node: object, prefix: str = "") -> Iterator[tuple[str, object]]:
     if isinstance(node, dict) and node:
         for k, v in node.items():
@@ -158,7 +146,7 @@ def flatten(node: object, prefix: str = "") -> Iterator[tuple[str, object]]:
 
 def read_config(run_dir: Path) -> dict[str, object] | None:
     """The configuration the run was started with (``.hydra/config.yaml``; a resume keeps it),
-    as ``{"init.std": 0.05, ...}`` less :data:`NOT_CONFIGURATION`; ``None`` if unreadable."""
+    as ``{"init.std": 0.05, ...}`` less what is not the configuration; ``None`` if unreadable."""
     path = run_dir / ".hydra" / "config.yaml"
     try:
         config = yaml.safe_load(path.read_text())
@@ -166,7 +154,7 @@ def read_config(run_dir: Path) -> dict[str, object] | None:
         return None
     if not isinstance(config, dict):
         return None
-    return {k: v for k, v in flatten(config) if configuration_key(k)}
+    return {k: v for k, v in flatten(config) if in_configuration(k)}
 
 
 def read_hparams(ea: EventAccumulator) -> dict[str, float | str]:
@@ -273,12 +261,12 @@ def override_key(override: str) -> str:
 
 def label_overrides(run: Run) -> set[str]:
     """The overrides that name the run's configuration: not ``seed``, not paths."""
-    return {o for o in run.overrides or [] if configuration_key(override_key(o))}
+    return {o for o in run.overrides or [] if in_configuration(override_key(o))}
 
 
 def group_key(run: Run) -> tuple[str, ...]:
     """What makes two runs one configuration: the saved configuration where there is one, else
-    the overrides (less seed and paths); a run with neither is a group of its own."""
+    the overrides (less seeds, paths, hardware and views); a run with neither is a group of its own."""
     if run.config is not None:
         return ("config", json.dumps(run.config, sort_keys=True, default=str))
     if run.overrides is None:
@@ -354,7 +342,7 @@ def group_runs(runs: Sequence[Run]) -> tuple[list[Group], list[str]]:
     """Groups of one configuration each, best mean test/acc first, and the overrides every run
     has (listed once instead of on every row).
 
-    A group's label is the overrides all its runs share (less seed and paths), less the common
+    A group's label is the overrides all its runs share (less seeds, paths, hardware and views), less the common
     ones: ``init=normal,model=lazy_cnn``. No two groups share a label (:func:`unique_labels`).
     """
     by_key: dict[tuple[str, ...], list[Run]] = {}
@@ -415,7 +403,8 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
         lines += [
             "",
             "Runs with different overrides but the same configuration (`.hydra/config.yaml` "
-            "less seed and paths; e.g. a default set explicitly) are one group, labelled by the "
+            "less seeds, paths, hardware and views; e.g. a default set explicitly) are one group, "
+            "labelled by the "
             "overrides they share: " + ", ".join(f"`{label}`" for label in merged) + ".",
         ]
     lines += [

@@ -3,7 +3,7 @@
 Every checkpoint carries the run's own configuration (:class:`RunConfig`), so a bare
 ``resume=R`` needs no overrides repeated, whatever the run was started with, and a resume of a
 resumed run keeps what the first resume extended. The command may add overrides that only
-extend or relocate the run (:data:`EXTENDING`); any other override must agree with the run, and
+extend or relocate the run (:data:`~lazytrain.config_keys.RESUME_MAY_ADD`); any other override must agree with the run, and
 every one that does not is listed in one refusal.
 """
 
@@ -19,16 +19,11 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.checkpoints import CheckpointError, read_checkpoint
+from lazytrain.config_keys import RESUME_MAY_ADD, covers
 from lazytrain.trust import check_targets
 
 log = logging.getLogger(__name__)
 
-# Overrides a resume may add: more epochs, other hardware, the data found elsewhere, the view.
-EXTENDING = (
-    "trainer.max_epochs", "trainer.max_steps", "trainer.accelerator", "trainer.devices",
-    "trainer.num_nodes", "trainer.strategy", "data.root", "data.search_dirs", "data.download",
-    "data.cache_dir", "callbacks.progress_bar", "trusted_targets",
-)  # fmt: skip
 CONFIG_KEY = "run_config"  # in the checkpoint: {"config": ..., "choices": ...}
 
 
@@ -84,12 +79,12 @@ def _overridden_key(override: str) -> str:
 
 
 def _extends(key: str) -> bool:
-    return any(key == k or key.startswith(f"{k}.") for k in EXTENDING)
+    return covers(RESUME_MAY_ADD, key)
 
 
 def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str]) -> Start:
     """The configuration this command runs: its own, or with ``resume=R`` the run's, extended by
-    the command's :data:`EXTENDING` overrides. ``overrides`` are the command line's (Hydra's
+    the command's :data:`~lazytrain.config_keys.RESUME_MAY_ADD` overrides. ``overrides`` are the command line's (Hydra's
     ``overrides.task``); ``choices`` its config-group choices."""
     if not cfg.get("resume"):
         ckpt = cfg.get("ckpt_path")
@@ -134,7 +129,7 @@ def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str])
     if differ:
         raise ResumeError(
             f"this command changes the run in {run_dir}: {', '.join(differ)}. A resume continues "
-            f"the run as it was; it may only add {', '.join(EXTENDING)}. Drop those overrides "
+            f"the run as it was; it may only add {', '.join(RESUME_MAY_ADD)}. Drop those overrides "
             f"(a bare resume={run_dir} works), or start a new run"
         )
     run_cfg.resume, run_cfg.ckpt_path = str(run_dir), None

@@ -19,6 +19,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lazytrain.config_keys import run_name_patterns
+
 
 class RunExistsError(ValueError):
     """The output directory already holds a run that this one would mix into or overwrite."""
@@ -146,4 +148,5 @@ def run_name(overrides: list[str], dirname: DictConfig) -> str:
 
 OmegaConf.register_new_resolver("lazytrain.if", _if, replace=True)
 OmegaConf.register_new_resolver("lazytrain.run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("lazytrain.not_in_run_names", run_name_patterns, replace=True)
 OmegaConf.register_new_resolver("lazytrain.sqlite", _sqlite, replace=True)

@@ -22,6 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from lazytrain.compat import file_writer, started_experiment
+from lazytrain.config_keys import HARDWARE_CHOICE, in_hparams
 
 if TYPE_CHECKING:
     from lazytrain.evaluate import Evaluation
@@ -166,16 +167,6 @@ LEADING = (
 )  # fmt: skip
 TRAILING = ("params", "hardware")
 SHOWN_FIRST = ("model", "init", "optimizer.lr", "seed", "hardware")  # the default columns
-# Where a run writes and how it is wired, not what it is: never columns.
-PLUMBING = (
-    "callbacks", "logger", "hydra", "sweep", "launcher", "hparams_search", "output_dir", "resume", "ckpt_path", "trusted_targets",
-    "optimized_metric", "sample_size", "data.root", "data.search_dirs", "data.download",
-    "data.cache_dir", "data.eval_batch_size", "data.shuffle_seed", "trainer.default_root_dir", "trainer.accelerator",
-    "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.enable_model_summary",
-    "trainer.log_every_n_steps", "trainer.fast_dev_run", "trainer.deterministic",
-    "trainer.benchmark", "trainer.limit_val_batches", "trainer.limit_test_batches",
-    "trainer.val_check_interval", "trainer.check_val_every_n_epoch", "trainer.max_steps",
-)  # fmt: skip
 
 
 def experiment_hparams(
@@ -187,14 +178,11 @@ def experiment_hparams(
     the hardware; no ``_target_``/``_partial_``, paths or plumbing."""
 
     def plumbing(key: str) -> bool:
-        parts = key.split(".")
-        return any(p.startswith("_") for p in parts) or any(
-            key == p or key.startswith(f"{p}.") for p in PLUMBING
-        )
+        return any(p.startswith("_") for p in key.split(".")) or not in_hparams(key)
 
     row = {k: v for k, v in flatten(config).items() if not plumbing(k)}
     # the choices of the groups that define the experiment (trainer=ddp is hardware)
-    row.update({k: v for k, v in choices.items() if not plumbing(k) and k != "trainer"})
+    row.update({k: v for k, v in choices.items() if not plumbing(k) and k != HARDWARE_CHOICE})
     row.update(params=params, hardware=hardware)
     order = [k for k in LEADING if k in row]
     order += sorted(k for k in row if k not in LEADING and k not in TRAILING) + list(TRAILING)
