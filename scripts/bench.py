@@ -39,13 +39,14 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from lazytrain.config import compose_config
 from lazytrain.console import quiet
-from lazytrain.data import prepare_raw_files, raw_dir
+from lazytrain.fashion_mnist import prepare_raw_files, raw_dir
 from lazytrain.job import no_gpu_probe_per_step
-from lazytrain.train import build_model, train
+from lazytrain.markdown_blocks import read_block, write_block
+from lazytrain.train import build_model, model_and_data, train
 
 ROOT = Path(__file__).resolve().parent.parent
 # speedrun recipe -> (the recipe it races, the test accuracy it must reach)
@@ -91,8 +92,7 @@ def config(model: str, args: argparse.Namespace, out: Path, *extra: str):
         f"trainer.limit_train_batches={args.limit_batches or 1.0}",
         *extra,
     ]
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=overrides)
+    return compose_config(overrides)
 
 
 def plain_epoch(model, batches, device, limit: int | None) -> tuple[float, int]:
@@ -119,9 +119,7 @@ def plain_epoch(model, batches, device, limit: int | None) -> tuple[float, int]:
 def bench_torchvision(model_name: str, args, out: Path) -> float:
     from torchvision import datasets, transforms
 
-    cfg = config(model_name, args, out)
-    datamodule = instantiate(cfg.data)
-    model = build_model(cfg, datamodule.dry_run_sample(cfg.sample_size), datamodule.num_classes)
+    model, _ = model_and_data(config(model_name, args, out))
     dataset = datasets.FashionMNIST(
         str(args.data_root), train=True, transform=transforms.ToTensor()
     )
@@ -140,9 +138,8 @@ def bench_in_memory(model_name: str, args, out: Path) -> tuple[float, float]:
     model = build_model(cfg, sample, datamodule.num_classes)
     dry_run = time.perf_counter() - start
     device = torch.device(args.device)
-    datamodule.setup("fit")  # CPU tensors; moved once below, as the data module does on a device
+    datamodule.setup("fit", device)  # on the device once, as under a trainer
     batches = datamodule.train_dataloader()
-    batches.x, batches.y = batches.x.to(device), batches.y.to(device)
     seconds, samples = plain_epoch(model, batches, device, args.limit_batches)
     return samples / seconds, dry_run
 
@@ -156,9 +153,7 @@ def bench_lazytrain(model_name: str, args, out: Path) -> float:
 def bench_bare_lightning(model_name: str, args, out: Path) -> float:
     """(d) Lightning's floor: the same module and data module in a Trainer with nothing else —
     no logger, callbacks, checkpoints or progress bar."""
-    cfg = config(model_name, args, out)
-    datamodule = instantiate(cfg.data)
-    model = build_model(cfg, datamodule.dry_run_sample(cfg.sample_size), datamodule.num_classes)
+    model, datamodule = model_and_data(config(model_name, args, out))
     timer = EpochTimer()
     trainer = L.Trainer(
         accelerator=args.device, devices=1, max_epochs=1, limit_val_batches=0,
@@ -296,26 +291,9 @@ def _seconds(runs: list[tuple[float, float]]) -> str:
     return f"{statistics.median(seconds for seconds, _ in runs):.1f} s"
 
 
-def readme_block(readme: Path, block: str) -> tuple[str, str, str]:
-    """The README's text before, inside and after ``<!-- block:start -->`` ... ``<!-- block:end -->``."""
-    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
-    content = readme.read_text()
-    if start not in content or end not in content:
-        raise SystemExit(f"{readme} has no {start} ... {end} block to update")
-    head, rest = content.split(start, 1)
-    inside, tail = rest.split(end, 1)
-    return f"{head}{start}\n", inside, f"{end}{tail}"
-
-
-def write_readme(readme: Path, block: str, text: str) -> None:
-    """Replace the contents of the README's ``block``."""
-    head, _, tail = readme_block(readme, block)
-    readme.write_text(f"{head}{text}\n{tail}")
-
-
 def measured_rows(readme: Path) -> dict[str, str]:
     """The speedrun rows the README holds: a run of some speedruns keeps the others' rows."""
-    _, inside, _ = readme_block(readme, "speedrun")
+    _, inside, _ = read_block(readme, "speedrun")
     rows = [line for line in inside.splitlines() if line.startswith("| `speedrun_")]
     return {row.split("`")[1]: row for row in rows if row.count("|") == len(SPEEDRUN_COLUMNS) + 1}
 
@@ -374,7 +352,7 @@ def main() -> None:
         print(speedrun_table(rows, args))
         if args.write_readme:  # the rows of speedruns not run this time stay as they were
             rows = measured_rows(args.readme) | rows
-            write_readme(args.readme, "speedrun", speedrun_table(rows, args))
+            write_block(args.readme, "speedrun", speedrun_table(rows, args))
         return
 
     results = {m: {"a": [], "b": [], "c": [], "d": [], "dry": []} for m in args.models}
@@ -401,7 +379,7 @@ def main() -> None:
     text = table(results, args, startup, floor)
     print(text)
     if args.write_readme:
-        write_readme(args.readme, "bench", text)
+        write_block(args.readme, "bench", text)
 
 
 if __name__ == "__main__":

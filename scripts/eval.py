@@ -14,30 +14,22 @@ The model is rebuilt only from allowlisted targets (src/lazytrain/trust.py) plus
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
+from lazytrain.config import compose_config
 
 
 def main(overrides: list[str]) -> None:
     from lazytrain.console import quiet
 
     quiet()
-    with initialize_config_dir(CONF, version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "output_dir=."])
+    cfg = compose_config([*overrides, "output_dir=."])
     if not cfg.ckpt_path or not Path(cfg.ckpt_path).is_file():
         sys.exit(
             f"error: give an existing checkpoint: ckpt_path=<run>/checkpoints/last.ckpt (got {cfg.ckpt_path})"
         )
-    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
-    from lazytrain.data import DataError
-    from lazytrain.dry_run import ShapeMismatchError
-    from lazytrain.evaluate import evaluate, plot_confusion
-    from lazytrain.tracking import log_evaluation
-    from lazytrain.trust import UntrustedTargetError
+    from lazytrain.evaluate import evaluate, log_evaluation, plot_confusion
+    from lazytrain.job import USER_ERRORS
 
     ckpt = Path(cfg.ckpt_path)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
@@ -48,14 +40,7 @@ def main(overrides: list[str]) -> None:
             accelerator=cfg.trainer.accelerator,
             trusted_targets=list(cfg.get("trusted_targets") or []),
         )
-    except (
-        CheckpointError,
-        CheckpointMismatchError,
-        DataError,
-        UntrustedTargetError,
-        ShapeMismatchError,
-        InstantiationException,
-    ) as err:
+    except USER_ERRORS as err:
         sys.exit(f"error: {type(err).__name__}: {' '.join(str(err).split())}")
     figure = plot_confusion(evaluation, run_dir / "eval" / f"{ckpt.stem}-confusion_matrix.png")
     log_evaluation(evaluation, run_dir, figure)

@@ -8,38 +8,24 @@ nothing but a folder's image cache, and runs no Trainer, so it answers in second
 """
 
 import sys
-from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
+from lazytrain.config import compose_config
+from lazytrain.dry_run import ShapeMismatchError
+from lazytrain.images import DataError
 
 
 def main(overrides: list[str]) -> None:
-    with initialize_config_dir(CONF, version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "output_dir=."])
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from lazytrain.train import model_and_data  # Lightning's import: after the config is read
 
-    from lazytrain.data import DataError
-    from lazytrain.dry_run import ShapeMismatchError, apply_init
-    from lazytrain.models import build_net
-
-    datamodule = instantiate(cfg.data)
+    cfg = compose_config([*overrides, "output_dir=."])
     try:
-        sample = datamodule.dry_run_sample(cfg.sample_size)
-        report = apply_init(
-            build_net(OmegaConf.to_container(cfg.model, resolve=True), datamodule.num_classes),
-            sample,
-            instantiate(cfg.init),
-            seed=cfg.seed,
-            num_classes=datamodule.num_classes,
-        )
+        model, _ = model_and_data(cfg)
     except DataError as err:
         sys.exit(f"data error: {err}")
     except ShapeMismatchError as err:
         sys.exit(f"shape error: {err}")
-    print(report.markdown())
+    report = model.shape_report
+    print(report.markdown() if report else "the model has no lazy parameters: nothing to infer")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lazytrain.data import SYSTEM_DIR, prepare_raw_files
+from lazytrain.fashion_mnist import SYSTEM_DIR, prepare_raw_files
 
 from .helpers import FEW_BATCHES, make_cfg, run_script, write_fashion_mnist
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from helpers import make_cfg, model_and_data  # this script's directory is on sys.path
+from helpers import make_cfg  # this script's directory is on sys.path
+
+from lazytrain.train import model_and_data
 
 
 def checksum(module: torch.nn.Module) -> torch.Tensor:

@@ -16,19 +16,16 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from lazytrain.data import FILES
-from lazytrain.datamodule import FashionMNISTDataModule
-from lazytrain.module import LazyClassifier
-from lazytrain.train import build_model
+from lazytrain.config import CONF as CONF_DIR
+from lazytrain.config import compose_config
+from lazytrain.fashion_mnist import FILES
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF = str(ROOT / "conf")
+CONF = str(CONF_DIR)
 
 # A real CLI run cut to a few batches (16 optimizer steps, 2 epochs).
 FEW_BATCHES = [
@@ -99,15 +96,7 @@ def make_cfg(tmp_path: Path, data_dir: Path, *overrides: str) -> DictConfig:
         "data.eval_batch_size=128",
         "trainer.max_epochs=2",
     ]
-    with initialize_config_dir(CONF, version_base="1.3"):
-        return compose("train", overrides=[*shrunk, *overrides])
-
-
-def model_and_data(cfg: DictConfig) -> tuple[LazyClassifier, FashionMNISTDataModule]:
-    """The pipeline's model (dry run + init done) and data module for ``cfg``."""
-    datamodule = instantiate(cfg.data)
-    sample = datamodule.dry_run_sample(cfg.sample_size)
-    return build_model(cfg, sample, datamodule.num_classes), datamodule
+    return compose_config([*shrunk, *overrides])
 
 
 def quiet_trainer(tmp_path: Path, **kwargs) -> L.Trainer:

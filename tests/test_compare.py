@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from matplotlib.image import imread
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
@@ -34,9 +33,10 @@ from lazytrain.compare import (
     label_overrides,
     shorten,
 )
+from lazytrain.config import compose_config
 from lazytrain.tracking import log_hparams
 
-from .helpers import CONF, FEW_BATCHES, read_events, run_script
+from .helpers import FEW_BATCHES, read_events, run_script
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JOBLIB_MISSING = "hydra-joblib-launcher missing: pip install -e '.[sweep]'"
@@ -274,8 +274,7 @@ def test_common_means_every_run_and_labels_tell_configurations_apart():
 
 def composed(*overrides: str) -> str:
     """conf/train.yaml composed with these overrides, saved as Hydra saves .hydra/config.yaml."""
-    with initialize_config_dir(CONF, version_base="1.3"):
-        return OmegaConf.to_yaml(compose("train", overrides=list(overrides)))
+    return OmegaConf.to_yaml(compose_config(overrides))
 
 
 def test_runs_of_one_configuration_are_one_group_whatever_their_overrides(tmp_path):
@@ -390,8 +389,7 @@ def test_shortened_labels_fit_and_stay_apart_in_the_legend():
 
 
 def hydra_config(*overrides: str):
-    with initialize_config_dir(CONF, version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=True).hydra
+    return compose_config(overrides, hydra=True).hydra
 
 
 def test_grid_seeds_preset_sweeps_model_init_and_seed():

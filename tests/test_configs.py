@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from lazytrain.augment import Augment
+from lazytrain.config import compose_config
 from lazytrain.config_keys import (
     LENGTH,
     NOT_THE_EXPERIMENT,
@@ -18,7 +18,7 @@ from lazytrain.config_keys import (
     in_hparams,
     run_name_patterns,
 )
-from lazytrain.train import build_model, train
+from lazytrain.train import model_and_data, train
 
 from .helpers import CONF, read_events
 
@@ -30,8 +30,7 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
 @pytest.mark.parametrize("init", ["xavier", "normal", "kaiming", "default"])
 def test_every_model_and_init_builds(cfg_factory, model, init):
     cfg = cfg_factory(f"model={model}", f"init={init}")
-    data = instantiate(cfg.data)
-    built = build_model(cfg, data.dry_run_sample(cfg.sample_size), data.num_classes)
+    built, _ = model_and_data(cfg)
     assert built.shape_report.output_shape == (cfg.sample_size, 10)
 
 
@@ -41,7 +40,7 @@ def test_recipes_build_model_schedule_and_augmentation(cfg_factory, experiment):
     datamodule = instantiate(cfg.data)
     mlp = cfg.model._target_.endswith("lazy_mlp")  # flips and shifts do not help an MLP here
     assert isinstance(datamodule.augment, Augment) or mlp
-    model = build_model(cfg, datamodule.dry_run_sample(cfg.sample_size), datamodule.num_classes)
+    model, _ = model_and_data(cfg)
     assert model.hparams.scheduler["_target_"].startswith("lazytrain.schedules.")
     assert model.hparams.label_smoothing == 0.1
 
@@ -66,8 +65,7 @@ def test_recipes_train_end_to_end(cfg_factory, experiment):
 
 
 def hydra_config(*overrides: str):
-    with initialize_config_dir(CONF, version_base="1.3"):
-        return compose("train", overrides=[*overrides, "output_dir=."], return_hydra_config=True)
+    return compose_config([*overrides, "output_dir=."], hydra=True)
 
 
 def test_grid_preset_sweeps_models_and_inits():
@@ -102,8 +100,7 @@ def test_config_groups_hold_one_kind_of_thing_each():
 def test_the_number_of_classes_comes_from_the_data(cfg_factory):
     cfg = cfg_factory("model=lazy_cnn")
     assert "num_classes" not in cfg.model
-    data = instantiate(cfg.data)
-    model = build_model(cfg, data.dry_run_sample(cfg.sample_size), data.num_classes)
+    model, data = model_and_data(cfg)
     assert model.net[-1].out_features == data.num_classes == 10
 
 
@@ -117,3 +114,12 @@ def test_run_names_leave_out_exactly_what_config_keys_says_is_not_the_experiment
     for key in ("model.hidden", "optimizer.lr", "data.batch_size", *LENGTH):
         assert in_hparams(key) and in_configuration(key), key
     assert in_hparams("seed") and not in_configuration("seed")  # a group spans its seeds
+
+
+def test_resolving_the_config_touches_no_disk(tmp_path):
+    """The Optuna study's URL names the sweep directory; resolving it creates nothing (the run
+    directory's checks create it, once they pass, before the sweeper opens the study)."""
+    sweep = tmp_path / "sweep"
+    cfg = compose_config(["hparams_search=optuna", f"hydra.sweep.dir={sweep}"], hydra=True)
+    assert cfg.hydra.sweeper.storage == f"sqlite:///{sweep / 'optuna.db'}"
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from lazytrain.run_dir import run_name
+from lazytrain.resolvers import run_name
 
 from .helpers import run_script, synthetic
 

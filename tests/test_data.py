@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import lazytrain.data as data
-from lazytrain.data import FILES, DataError, FashionMNIST, prepare_raw_files, raw_dir, split
+import lazytrain.fashion_mnist as data
 from lazytrain.datamodule import DeviceBatches
+from lazytrain.fashion_mnist import FILES, FashionMNIST, prepare_raw_files, raw_dir
+from lazytrain.images import DataError, split
 
 from .helpers import run_script, write_fashion_mnist
 

@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 
 from lazytrain import image_folder
-from lazytrain.data import FASHION_MNIST_NORMALIZATION, MEAN, STD, DataError, Normalization
 from lazytrain.datamodule import ImageFolderDataModule
+from lazytrain.fashion_mnist import FASHION_MNIST_NORMALIZATION, MEAN, STD
+from lazytrain.images import DataError, Normalization
 
 from .helpers import assert_refused, read_events, run_script, synthetic_split
 

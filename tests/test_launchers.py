@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from .helpers import CONF, read_events, run_script
+from lazytrain.config import compose_config
+
+from .helpers import read_events, run_script
 
 pytest.importorskip(
     "hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[dev]' brings it"
@@ -29,12 +30,7 @@ def test_submitit_local_runs_jobs_in_their_own_processes(real_data_root, tmp_pat
 
 
 def test_slurm_preset_asks_one_task_per_device_on_every_node():
-    with initialize_config_dir(CONF, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=["launcher=slurm", "trainer.num_nodes=2", "trainer.devices=8"],
-            return_hydra_config=True,
-        )
+    cfg = compose_config(["launcher=slurm", "trainer.num_nodes=2", "trainer.devices=8"], hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 8, 8)

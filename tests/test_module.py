@@ -17,8 +17,9 @@ from torch import nn
 from lazytrain.dry_run import uninitialized
 from lazytrain.models import to_channels_last
 from lazytrain.module import LazyClassifier
+from lazytrain.train import model_and_data
 
-from .helpers import model_and_data, quiet_trainer
+from .helpers import quiet_trainer
 
 
 def test_trap4_optimizer_sees_only_concrete_parameters(cfg_factory):

@@ -12,9 +12,9 @@ from hydra.utils import instantiate
 
 from lazytrain.averaging import EMA
 from lazytrain.evaluate import evaluate, load
-from lazytrain.train import train
+from lazytrain.train import model_and_data, train
 
-from .helpers import model_and_data, quiet_trainer, read_events
+from .helpers import quiet_trainer, read_events
 
 
 def test_switches_are_off_by_default(cfg_factory):

@@ -17,11 +17,11 @@ import torch
 
 from lazytrain.checkpoints import LastCheckpoint, atomic_write
 from lazytrain.epoch_state import NonFiniteLossError
+from lazytrain.train import model_and_data
 
 from .helpers import (
     ROOT,
     fresh_command,
-    model_and_data,
     quiet_trainer,
     read_events,
     run_script,
@@ -457,7 +457,8 @@ def test_unwritable_output_directory_is_refused_in_one_line(tmp_path, where):
 def test_unwritable_data_root_is_refused(tmp_path, synthetic_dir):
     blocker = tmp_path / "a-file"
     blocker.write_text("keep me")
-    from lazytrain.data import DataError, FashionMNIST
+    from lazytrain.fashion_mnist import FashionMNIST
+    from lazytrain.images import DataError
 
     with pytest.raises(DataError, match="set data.root to a writable directory"):
         FashionMNIST.load(blocker / "data", [str(synthetic_dir)], download=False)

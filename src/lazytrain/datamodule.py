@@ -3,7 +3,7 @@
 A data set lives as uint8 tensors on the training device and batches are gathered with
 ``randperm`` indices and normalized there — no per-sample PIL transforms, no worker processes
 (about 13× the throughput of ``FashionMNIST`` + ``ToTensor`` + ``DataLoader`` on 2 cores).
-:class:`ImageDataModule` does this for any :class:`~lazytrain.data.ImageSet`; its subclasses only
+:class:`ImageDataModule` does this for any :class:`~lazytrain.images.ImageSet`; its subclasses only
 say where the images come from: Fashion-MNIST's files or a folder of one's own images.
 """
 
@@ -18,15 +18,8 @@ import torch
 from lazytrain import image_folder
 from lazytrain.augment import Augment
 from lazytrain.compat import batches_completed
-from lazytrain.data import (
-    FASHION_MNIST_NORMALIZATION,
-    SYSTEM_DIR,
-    DataError,
-    FashionMNIST,
-    ImageSet,
-    Normalization,
-    split,
-)
+from lazytrain.fashion_mnist import FASHION_MNIST_NORMALIZATION, SYSTEM_DIR, FashionMNIST
+from lazytrain.images import DataError, ImageSet, Normalization, split
 
 
 class DeviceBatches:
@@ -204,8 +197,10 @@ class ImageDataModule(L.LightningDataModule):
             )
         self._normalization = Normalization(tuple(state["mean"]), tuple(state["std"]))
 
-    def setup(self, stage: str | None = None) -> None:
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+    def setup(self, stage: str | None = None, device: torch.device | None = None) -> None:
+        """The splits on the trainer's device (without a trainer: ``device``, or the CPU), once."""
+        if device is None:
+            device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
         if self._on and self._on["train_x"].device == device:
             return
         data = self.load()
@@ -245,7 +240,7 @@ class ImageDataModule(L.LightningDataModule):
 
 class FashionMNISTDataModule(ImageDataModule):
     """55k/5k train/val split of the official training set (seeded), the official 10k test set;
-    the files found, unpacked or downloaded first (:func:`~lazytrain.data.prepare_raw_files`)."""
+    the files found, unpacked or downloaded first (:func:`~lazytrain.fashion_mnist.prepare_raw_files`)."""
 
     def __init__(
         self,

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from torch.utils.tensorboard import SummaryWriter
 
 from lazytrain.checkpoints import read_checkpoint
-from lazytrain.data import DataError
 from lazytrain.datamodule import ImageDataModule
+from lazytrain.images import DataError
 from lazytrain.loading import model_from_checkpoint
 from lazytrain.module import LazyClassifier
 
@@ -148,3 +149,16 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
+
+
+def log_evaluation(evaluation: Evaluation, log_dir: Path, figure_path: Path) -> None:
+    """Append ``scripts/eval.py``'s result to the run's TensorBoard, at the checkpoint's step: the
+    confusion matrix as an image, the tables as text, the accuracy as a scalar."""
+    import numpy as np
+    from PIL import Image
+
+    with SummaryWriter(str(log_dir)) as writer:
+        image = np.asarray(Image.open(figure_path).convert("RGB"))
+        writer.add_image("eval/confusion_matrix", image, evaluation.step, dataformats="HWC")
+        writer.add_text("eval/report", evaluation.markdown(), evaluation.step)
+        writer.add_scalar("eval/test_acc", evaluation.accuracy, evaluation.step)

@@ -1,6 +1,6 @@
 """Bring your own images: a folder in torchvision's ImageFolder layout, ``root/train/<class>/*``
 and ``root/test/<class>/*`` (PNG, JPEG, anything PIL reads; class names are the folder names,
-sorted, and the same in both), decoded once into uint8 tensors (:class:`~lazytrain.data.ImageSet`)
+sorted, and the same in both), decoded once into uint8 tensors (:class:`~lazytrain.images.ImageSet`)
 and cached for the next run.
 
 - **Color**: if every image is grayscale (PIL mode ``L`` or ``1``) the tensors have 1 channel;
@@ -13,7 +13,7 @@ and cached for the next run.
   damaged one is decoded again, with a warning). An unwritable location costs a warning, never
   the run.
 
-Every problem with the folder is a :class:`~lazytrain.data.DataError` naming the file or folder
+Every problem with the folder is a :class:`~lazytrain.images.DataError` naming the file or folder
 and the fix, raised before anything is written. Hidden files and folders (``.name``) are skipped.
 """
 
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from lazytrain.checkpoints import atomic_write
-from lazytrain.data import DataError, ImageSet
+from lazytrain.images import DataError, ImageSet
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from omegaconf import DictConfig, read_write
 
 from lazytrain import console, progress
 from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
-from lazytrain.data import DataError
 from lazytrain.distributed import leave_process_group
 from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.epoch_state import NonFiniteLossError
+from lazytrain.images import DataError
 from lazytrain.resume import ResumeError
 from lazytrain.run_dir import RunExistsError
 from lazytrain.train import train

@@ -3,14 +3,14 @@
 Hydra creates the run (or sweep) directory and its ``.hydra/`` before the job's code runs, so
 the checks that must leave nothing behind — an output path that cannot be a directory, a
 ``resume=`` of a directory that holds no run — run as a Hydra callback (``conf/hydra``), which
-Hydra calls before it creates anything. The resolvers ``conf/hydra/default.yaml`` needs live here
-too, registered on import, so composing the config from Python needs no script imported.
+Hydra calls before it creates anything. A sweep's
+directory is created there too, once the checks pass, when its sweeper opens a SQLite study in it
+before Hydra would create it (Optuna's).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -18,8 +18,6 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-
-from lazytrain.config_keys import run_name_patterns
 
 
 class RunExistsError(ValueError):
@@ -78,6 +76,9 @@ class CheckRunDir(Callback):
                 "override_dirname.exclude_keys=[...] without it, or number them with "
                 "'hydra.sweep.subdir=${hydra.job.num}'"
             )
+        storage = str(config.hydra.sweeper.get("storage") or "")
+        if storage.startswith("sqlite:///"):
+            Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
     def _check(self, config: DictConfig, directory: Path, key: str) -> None:
         resume = config.get("resume")
@@ -110,43 +111,3 @@ def swept_but_unnamed(config: DictConfig) -> list[str]:
     swept += list(hydra.sweeper.get("params") or {})
     exclude = hydra.job.config.override_dirname.exclude_keys
     return sorted({k for k in swept if any(fnmatchcase(k, p) for p in exclude)})
-
-
-def _if(cond: object, then: object, otherwise: object) -> object:
-    """``resume=<dir>`` runs in <dir>, writing its .hydra/ under a new name."""
-    return then if cond else otherwise
-
-
-def _sqlite(path: str) -> str:
-    """conf/hparams_search/optuna.yaml: the study's database in the sweep directory, which Hydra
-    creates only after the sweeper has opened the study."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{Path(path).resolve()}"
-
-
-def run_name(overrides: list[str], dirname: DictConfig) -> str:
-    """conf/hydra/default.yaml: a sweep job's directory name, which TensorBoard shows as the run's
-    name. Hydra's ``override_dirname`` (same separators, sorted overrides) with two changes:
-    ``exclude_keys`` may hold patterns (``trainer.limit_*``), and a float of more than 6
-    significant digits, as Optuna samples them (``0.0012345678901234567``), shows 4 of them. The
-    exact values stay in ``.hydra/overrides.yaml`` and the run's HPARAMS row."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    lines = []
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        if any(fnmatchcase(override.key_or_group, p) for p in dirname.exclude_keys):
-            continue
-        line = override.input_line
-        value = None if override.is_delete() else override.value()
-        if isinstance(value, float):
-            mantissa = override.get_value_element_as_str().lower().split("e")[0]
-            if len(re.sub(r"\D", "", mantissa).lstrip("0")) > 6:
-                line = f"{line.split('=', 1)[0]}={value:.4g}"
-        lines.append(line)
-    return re.sub("=", dirname.kv_sep, dirname.item_sep.join(sorted(lines)))
-
-
-OmegaConf.register_new_resolver("lazytrain.if", _if, replace=True)
-OmegaConf.register_new_resolver("lazytrain.run_name", run_name, replace=True)
-OmegaConf.register_new_resolver("lazytrain.not_in_run_names", run_name_patterns, replace=True)
-OmegaConf.register_new_resolver("lazytrain.sqlite", _sqlite, replace=True)

@@ -11,8 +11,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
 import torch
@@ -23,9 +22,6 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from lazytrain.compat import file_writer, started_experiment
 from lazytrain.config_keys import HARDWARE_CHOICE, in_hparams
-
-if TYPE_CHECKING:
-    from lazytrain.evaluate import Evaluation
 
 SHAPES_TAG = "parameter_shapes"
 log = logging.getLogger(__name__)
@@ -223,16 +219,3 @@ def log_hparams(
     for summary in (experiment, session_start, session_end):
         events.add_summary(summary)
     writer.flush()
-
-
-def log_evaluation(evaluation: Evaluation, log_dir: Path, figure_path: Path) -> None:
-    """Append ``scripts/eval.py``'s result to the run's TensorBoard, at the checkpoint's step: the
-    confusion matrix as an image, the tables as text, the accuracy as a scalar."""
-    import numpy as np
-    from PIL import Image
-
-    with SummaryWriter(str(log_dir)) as writer:
-        image = np.asarray(Image.open(figure_path).convert("RGB"))
-        writer.add_image("eval/confusion_matrix", image, evaluation.step, dataformats="HWC")
-        writer.add_text("eval/report", evaluation.markdown(), evaluation.step)
-        writer.add_scalar("eval/test_acc", evaluation.accuracy, evaluation.step)

@@ -44,9 +44,7 @@ def train(
     begin = start(cfg, choices or {}, overrides)  # with resume=<dir>: the run's own configuration
     cfg = begin.cfg
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule: ImageDataModule = instantiate(cfg.data)
-    sample = datamodule.dry_run_sample(cfg.sample_size)  # reads (or first fetches) the data
-    model = build_model(cfg, sample, datamodule.num_classes)
+    model, datamodule = model_and_data(cfg)
     if begin.checkpoint is not None:
         check_fits(begin.checkpoint, begin.ckpt_path, model)
 
@@ -91,6 +89,14 @@ def train(
     if best and checkpoint.monitor == cfg.optimized_metric:  # sweepers optimize the best epoch
         final[cfg.optimized_metric] = best_score(checkpoint)
     return final.get(cfg.optimized_metric, float("nan"))
+
+
+def model_and_data(cfg: DictConfig) -> tuple[LazyClassifier, ImageDataModule]:
+    """The configured data module and the model materialized on its dry-run sample: what
+    training, ``scripts/shapes.py``, the bench and the tests all start from."""
+    datamodule: ImageDataModule = instantiate(cfg.data)
+    sample = datamodule.dry_run_sample(cfg.sample_size)  # reads (or first fetches) the data
+    return build_model(cfg, sample, datamodule.num_classes), datamodule
 
 
 def build_model(cfg: DictConfig, sample: torch.Tensor, num_classes: int) -> LazyClassifier:

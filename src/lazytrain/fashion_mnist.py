@@ -1,10 +1,5 @@
-"""Images as tensors: the form every data set takes (:class:`ImageSet`, :class:`Normalization`,
-:func:`split`), and Fashion-MNIST's files found, checked, unpacked and loaded once.
-
-The whole of Fashion-MNIST is 47 MB as uint8, so it is read into four tensors that the data module
-(:mod:`lazytrain.datamodule`) keeps on the training device and batches there; a folder of one's
-own images takes the same form (:mod:`lazytrain.image_folder`).
-"""
+"""Fashion-MNIST's files: found (``data.root``, Debian's package, torchvision's download), checked,
+unpacked into torchvision's layout and loaded once as an :class:`~lazytrain.images.ImageSet`."""
 
 from __future__ import annotations
 
@@ -17,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from lazytrain.images import DataError, ImageSet, Normalization
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +36,6 @@ HOW_TO_GET = (
     "(2) on a machine with internet, run once with data.download=true (torchvision downloads "
     "into data.root). Or copy the four *-ubyte(.gz) files into {raw}."
 )
-
-
-class DataError(RuntimeError):
-    """The dataset is missing or damaged; the message says how to fix it."""
 
 
 def raw_dir(root: str | Path) -> Path:
@@ -193,18 +186,6 @@ def _download(root: str | Path) -> None:
 
 
 @dataclass(frozen=True)
-class ImageSet:
-    """Training and test images (uint8, N×C×H×W), their labels (int64) and the class names, in
-    label order: what a data module holds and batches on the device."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class FashionMNIST(ImageSet):
     """The official 60k training and 10k test images (N×1×28×28) and labels."""
 
@@ -233,50 +214,6 @@ class FashionMNIST(ImageSet):
         return data
 
 
-@dataclass(frozen=True)
-class Normalization:
-    """Per-channel mean and std of training images, in [0, 1]; called on uint8 images [0, 255] it
-    returns float32 images with mean 0 and std 1 in each channel."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float()
-        # A Python scalar per channel: torch's scalar kernels, no constant tensor to keep on each
-        # device, and for one channel exactly the arithmetic every earlier Fashion-MNIST run used.
-        for c, (mean, std) in enumerate(zip(self.mean, self.std, strict=True)):
-            x[:, c].mul_(1.0 / (255.0 * std)).sub_(mean / std)
-        return x
-
-    @classmethod
-    def measure(
-        cls, images: torch.Tensor, indices: torch.Tensor, chunk: int = 2048
-    ) -> Normalization:
-        """The statistics of ``images[indices]`` (uint8, N×C×H×W), summed in float64 a chunk at a
-        time: no float copy of the whole set. A constant channel gets std 1/255 (not 0: no
-        division by zero; its values all become 0)."""
-        channels = images.shape[1]
-        sums = torch.zeros(channels, dtype=torch.float64)
-        squares = torch.zeros(channels, dtype=torch.float64)
-        for start in range(0, len(indices), chunk):
-            part = images[indices[start : start + chunk]].double().div_(255.0)
-            sums += part.sum(dim=(0, 2, 3))
-            squares += part.square().sum(dim=(0, 2, 3))
-        count = len(indices) * images.shape[2] * images.shape[3]
-        mean = sums / count
-        std = (squares / count - mean.square()).clamp(min=0).sqrt().clamp(min=1 / 255)
-        return cls(tuple(mean.tolist()), tuple(std.tolist()))
-
-
 # Fashion-MNIST's published statistics (of all 60k training images), kept as they were: every run
 # normalizes bit-identically to the runs before per-split statistics existed.
 FASHION_MNIST_NORMALIZATION = Normalization((MEAN,), (STD,))
-
-
-def split(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train and validation indices: a fixed, seeded permutation of ``range(n)``."""
-    if not 0 < val_size < n:
-        raise ValueError(f"data.val_size must be between 1 and {n - 1}, got {val_size}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[val_size:].sort().values, perm[:val_size].sort().values
