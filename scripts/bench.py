@@ -4,7 +4,7 @@
     python scripts/bench.py --write-readme           # also update the README's performance table
     python scripts/bench.py --rounds 1 --limit-batches 5 --models lazy_mlp   # a smoke test
     python scripts/bench.py --time-to-accuracy --write-readme   # speedruns against their recipes
-    python scripts/bench.py --time-to-accuracy --speedruns speedrun_91   # one (speedrun_93: hours)
+    python scripts/bench.py --time-to-accuracy --speedruns cnn_91   # one (convnet_93: hours)
 
 For each model and round, one training epoch of:
   (a) a plain loop over torchvision's FashionMNIST + ToTensor + DataLoader (the common baseline),
@@ -16,8 +16,8 @@ For each model and round, one training epoch of:
 Prints medians (min–max) of samples/s, the ratios d/b, c/b and c/a, the dry-run time and the time
 from process start to the first training step of `python scripts/train.py`.
 
-With --time-to-accuracy (minutes, not seconds): each speedrun recipe and its reference recipe,
-back to back for each seed, as whole runs of `python scripts/train.py experiment=<recipe>`; their
+With --time-to-accuracy (minutes, not seconds): each speedrun (conf/speedrun) and its reference recipe,
+back to back for each seed, as whole runs of `python scripts/train.py speedrun=<name>` and `experiment=<recipe>`; their
 test accuracies and wall times (process start to test accuracy) as each run recorded them in
 TensorBoard, the median times and the median ratio of the pairs' times. --write-readme replaces
 the rows of the speedruns it ran and keeps the others. --keep DIR keeps the runs themselves, for
@@ -49,11 +49,11 @@ from lazytrain.markdown_blocks import read_block, write_block
 from lazytrain.train import build_model, model_and_data, train
 
 ROOT = Path(__file__).resolve().parent.parent
-# speedrun recipe -> (the recipe it races, the test accuracy it must reach)
+# speedrun (conf/speedrun) -> (the recipe it races, conf/experiment; the test accuracy to reach)
 SPEEDRUNS = {
-    "speedrun_89": ("mlp_recipe", 0.895),
-    "speedrun_91": ("cnn_recipe", 0.91),
-    "speedrun_93": ("convnet_recipe", 0.935),  # hours a pair on a CPU: --speedruns to pick
+    "mlp_89": ("mlp_recipe", 0.895),
+    "cnn_91": ("cnn_recipe", 0.91),
+    "convnet_93": ("convnet_recipe", 0.935),  # hours a pair on a CPU: --speedruns to pick
 }
 
 
@@ -225,13 +225,14 @@ def table(results: dict, args, startup: list[float], floor: list[float]) -> str:
 
 
 def whole_run(recipe: str, seed: int, args: argparse.Namespace, out: Path) -> tuple[float, float]:
-    """One training run of ``recipe`` as a user starts it; its wall time from process start to the
+    """One training run of ``recipe`` (``speedrun=mlp_89``, ``experiment=mlp_recipe``) as a user
+    starts it; its wall time from process start to the
     test accuracy and that accuracy, as the run recorded them (``time/run_seconds``, ``test/acc``
     in its TensorBoard events: the numbers its HPARAMS row and compare.py show)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), f"experiment={recipe}", f"seed={seed}",
+        [sys.executable, str(ROOT / "scripts" / "train.py"), recipe, f"seed={seed}",
          f"data.root={args.data_root}", f"hydra.run.dir={out}", f"trainer.accelerator={args.device}",
          "callbacks.progress_bar.refresh_rate=0", *args.extra],
         capture_output=True, text=True, check=True,
@@ -253,31 +254,33 @@ def time_to_accuracy(args: argparse.Namespace, tmp: Path) -> dict[str, str]:
     rows = {}
     for speedrun in args.speedruns:
         reference, target = SPEEDRUNS[speedrun]
-        runs: dict[str, list[tuple[float, float]]] = {reference: [], speedrun: []}
+        fast, slow = f"speedrun={speedrun}", f"experiment={reference}"
+        runs: dict[str, list[tuple[float, float]]] = {slow: [], fast: []}
         for seed in range(args.seeds):
-            for recipe in (reference, speedrun):
-                runs[recipe].append(whole_run(recipe, seed, args, tmp / f"{recipe}-{seed}"))
+            for recipe, name in ((slow, reference), (fast, speedrun)):
+                runs[recipe].append(whole_run(recipe, seed, args, tmp / f"{name}-{seed}"))
                 seconds, acc = runs[recipe][-1]
                 print(f"seed {seed}: {recipe} {acc:.2%} in {seconds:.1f} s", flush=True)
 
-        pairs = zip(runs[speedrun], runs[reference], strict=True)
-        ratio = statistics.median(fast / slow for (fast, _), (slow, _) in pairs)
-        rows[speedrun] = (
-            f"| `{speedrun}` | ≥ {100 * target:.1f} | {args.seeds} | {_accuracy(runs[speedrun])} "
-            f"| {_seconds(runs[speedrun])} | `{reference}` | {_accuracy(runs[reference])} "
-            f"| {_seconds(runs[reference])} | {ratio:.2f}× | {time.strftime('%Y-%m-%d')} |"
+        pairs = zip(runs[fast], runs[slow], strict=True)
+        ratio = statistics.median(f / s for (f, _), (s, _) in pairs)
+        rows[fast] = (
+            f"| `{fast}` | ≥ {100 * target:.1f} | {args.seeds} | {_accuracy(runs[fast])} "
+            f"| {_seconds(runs[fast])} | `{slow}` | {_accuracy(runs[slow])} "
+            f"| {_seconds(runs[slow])} | {ratio:.2f}× | {time.strftime('%Y-%m-%d')} |"
         )
     return rows
 
 
 def speedrun_table(rows: dict[str, str], args: argparse.Namespace) -> str:
+    known = [f"speedrun={name}" for name in SPEEDRUNS]
     return "\n".join([
         f"Whole runs (process start to test accuracy, from each run's `time/run_seconds`), each "
         f"speedrun right after its reference for every seed; median seconds, test accuracy mean "
         f"± std; torch {torch.__version__}, {args.device.upper()}, {torch.get_num_threads()} threads.",
         "",
         SPEEDRUN_HEAD,
-        *(rows[name] for name in [*SPEEDRUNS, *sorted(set(rows) - set(SPEEDRUNS))] if name in rows),
+        *(rows[name] for name in [*known, *sorted(set(rows) - set(known))] if name in rows),
     ])  # fmt: skip
 
 
@@ -294,7 +297,7 @@ def _seconds(runs: list[tuple[float, float]]) -> str:
 def measured_rows(readme: Path) -> dict[str, str]:
     """The speedrun rows the README holds: a run of some speedruns keeps the others' rows."""
     _, inside, _ = read_block(readme, "speedrun")
-    rows = [line for line in inside.splitlines() if line.startswith("| `speedrun_")]
+    rows = [line for line in inside.splitlines() if line.startswith("| `speedrun=")]
     return {row.split("`")[1]: row for row in rows if row.count("|") == len(SPEEDRUN_COLUMNS) + 1}
 
 

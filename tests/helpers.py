@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import lightning as L
@@ -35,6 +36,22 @@ FEW_BATCHES = [
     "trainer.limit_test_batches=2",
     "trainer.log_every_n_steps=4",
 ]
+
+
+def linear_params(*sizes: int) -> int:
+    """Weights and biases of Linear layers ``sizes[0] -> sizes[1] -> ...``."""
+    return sum(n_in * n_out + n_out for n_in, n_out in pairwise(sizes))
+
+
+def conv_params(c_in: int, c_out: int, kernel: int) -> int:
+    return c_out * c_in * kernel * kernel + c_out
+
+
+# The default architectures on Fashion-MNIST (1x28x28, 10 classes), counted from conf/model: what
+# the dry run must infer. LeNet: 5x5 convolutions, the first padded by 2, each followed by a 2x2
+# pool (28 -> 28 -> 14 -> 10 -> 5: 16 maps of 5x5), then 400 -> 120 -> 84 -> 10.
+MLP_PARAMS = linear_params(28 * 28, 256, 10)
+CNN_PARAMS = conv_params(1, 6, 5) + conv_params(6, 16, 5) + linear_params(16 * 5 * 5, 120, 84, 10)
 
 
 # --- data -------------------------------------------------------------------------------------

@@ -35,26 +35,33 @@ def test_time_to_accuracy_races_each_speedrun_against_its_recipe(
     real_data_root, tmp_path, tmp_path_factory
 ):
     readme = tmp_path_factory.mktemp("docs") / "README.md"
-    kept = "| `speedrun_93` | ≥ 93.5 | 3 | 93.60 | 1.0 s | `convnet_recipe` | 93.70 | 2.0 s | 0.50× | 2026-01-01 |"
+    kept = "| `speedrun=convnet_93` | ≥ 93.5 | 3 | 93.60 | 1.0 s | `experiment=convnet_recipe` | 93.70 | 2.0 s | 0.50× | 2026-01-01 |"
     readme.write_text(
         f"# intro\n<!-- speedrun:start -->\nold table\n{kept}\n<!-- speedrun:end -->\nrest\n"
     )
     few = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
     runs_dir = tmp_path_factory.mktemp("kept") / "runs"
     bench = (
-        "bench.py", "--time-to-accuracy", "--speedruns", "speedrun_89", "speedrun_91", "--seeds", "1",
+        "bench.py", "--time-to-accuracy", "--speedruns", "mlp_89", "cnn_91", "--seeds", "1",
         "--device", "cpu", "--data-root", str(real_data_root), "--write-readme", "--readme", str(readme),
         "--keep", str(runs_dir), "--extra", *few,
     )  # fmt: skip
     proc = run_script(*bench, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for recipe in ("mlp_recipe", "speedrun_89", "cnn_recipe", "speedrun_91"):
+    recipes = (
+        "experiment=mlp_recipe",
+        "speedrun=mlp_89",
+        "experiment=cnn_recipe",
+        "speedrun=cnn_91",
+    )
+    for recipe in recipes:
         assert re.search(rf"^seed 0: {recipe} [\d.]+% in [\d.]+ s$", proc.stdout, re.M)
     rows = [
         rf"^\| `{speedrun}` \| ≥ {target} \| 1 \| [\d.]+ \| [\d.]+ s \| `{reference}` \| [\d.]+ "
         rf"\| [\d.]+ s \| [\d.]+× \| \d{{4}}-\d\d-\d\d \|$"
         for speedrun, target, reference in (
-            ("speedrun_89", "89.5", "mlp_recipe"), ("speedrun_91", "91.0", "cnn_recipe")
+            ("speedrun=mlp_89", "89.5", "experiment=mlp_recipe"),
+            ("speedrun=cnn_91", "91.0", "experiment=cnn_recipe"),
         )
     ]  # fmt: skip
     for row in rows:
@@ -70,13 +77,13 @@ def test_time_to_accuracy_races_each_speedrun_against_its_recipe(
 
     # --keep: the runs stay, each a whole run that compare.py ranks under its own recipe
     runs = sorted(p.name for p in runs_dir.iterdir())
-    assert runs == ["cnn_recipe-0", "mlp_recipe-0", "speedrun_89-0", "speedrun_91-0"]
+    assert runs == ["cnn_91-0", "cnn_recipe-0", "mlp_89-0", "mlp_recipe-0"]
     board = run_script(
         "compare.py", str(runs_dir), "--out", str(tmp_path_factory.mktemp("board")), cwd=tmp_path
     )
     assert board.returncode == 0, board.stderr[-3000:]
-    for recipe in ("mlp_recipe", "speedrun_89", "cnn_recipe", "speedrun_91"):
-        assert re.search(rf"^\| \d \| experiment={recipe} \|.* 1 finished \|$", board.stdout, re.M)
+    for recipe in recipes:
+        assert re.search(rf"^\| \d \| {recipe} \|.* 1 finished \|$", board.stdout, re.M)
     # a second bench into the same place is refused before it runs anything; the runs stay
     before = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*")}
     again = run_script(*bench, cwd=tmp_path)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import FEW_BATCHES, run_script
+from .helpers import CNN_PARAMS, FEW_BATCHES, MLP_PARAMS, run_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -114,7 +114,8 @@ def test_data_api_serves_runs_scalars_and_hparams(tensorboard):
     for run, group in groups.items():
         assert group["hparams"]["model"] == run.split("=")[1]
         assert (
-            group["hparams"]["params"] == {"model=lazy_cnn": 61706, "model=lazy_mlp": 203530}[run]
+            group["hparams"]["params"]
+            == {"model=lazy_cnn": CNN_PARAMS, "model=lazy_mlp": MLP_PARAMS}[run]
         )
         metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
         assert set(metrics) == {"val/acc", "val/loss", "test/acc", "test/loss", "time/run_seconds"}

@@ -36,7 +36,7 @@ from lazytrain.compare import (
 from lazytrain.config import compose_config
 from lazytrain.tracking import log_hparams
 
-from .helpers import FEW_BATCHES, read_events, run_script
+from .helpers import CNN_PARAMS, FEW_BATCHES, MLP_PARAMS, read_events, run_script
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JOBLIB_MISSING = "hydra-joblib-launcher missing: pip install -e '.[sweep]'"
@@ -121,7 +121,7 @@ def test_runs_are_read_with_their_status(sweep):
 
 
 def test_validation_every_n_epochs_counts_and_plots_at_its_epochs(tmp_path):
-    """check_val_every_n_epoch=2 (speedrun_91 validates once, at its last epoch): 4 epochs
+    """check_val_every_n_epoch=2 (speedrun=cnn_91 validates once, at its last epoch): 4 epochs
     trained, validated after epochs 2 and 4, not "2 epochs" plotted at 1 and 2."""
     with SummaryWriter(tmp_path / "run") as writer:
         for epoch in range(1, 5):
@@ -447,7 +447,7 @@ def test_compare_a_real_sweep(real_sweep, tmp_path):
         "model=lazy_cnn,seed=0", "model=lazy_cnn,seed=1", "model=lazy_mlp,seed=0",
         "model=lazy_mlp,seed=1", "model=bad,seed=0",
     }  # fmt: skip
-    for model, params in (("lazy_mlp", "203530"), ("lazy_cnn", "61706")):
+    for model, params in (("lazy_mlp", str(MLP_PARAMS)), ("lazy_cnn", str(CNN_PARAMS))):
         seeds = [rows[f"model={model},seed={s}"] for s in (0, 1)]
         events = [read_events(real_sweep / r["run"]).scalars for r in seeds]
         tests = [e["test/acc"][-1][1] for e in events]
@@ -570,7 +570,7 @@ def test_optuna_preset_searches_lr_and_weight_decay():
 
 @pytest.mark.slow
 def test_optuna_preset_reports_the_best_trial_and_resumes(real_data_root, tmp_path):
-    """The sweeper is scored by run()'s return value, the best epoch's val/acc: the same number
+    """The sweeper is scored by train()'s return value, the best epoch's val/acc: the same number
     compare.py reads back from the best trial's events."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason=OPTUNA_MISSING)
     optuna = pytest.importorskip("optuna")

@@ -24,6 +24,9 @@ from .helpers import CONF, read_events
 
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))  # recipes
+SPEEDRUNS = sorted(p.stem for p in (Path(CONF) / "speedrun").glob("*.yaml"))
+# every recipe and speedrun, as its command-line choice
+RECIPES = [f"experiment={e}" for e in EXPERIMENTS] + [f"speedrun={s}" for s in SPEEDRUNS]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -34,9 +37,9 @@ def test_every_model_and_init_builds(cfg_factory, model, init):
     assert built.shape_report.output_shape == (cfg.sample_size, 10)
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_recipes_build_model_schedule_and_augmentation(cfg_factory, experiment):
-    cfg = cfg_factory(f"experiment={experiment}")
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipes_build_model_schedule_and_augmentation(cfg_factory, recipe):
+    cfg = cfg_factory(recipe)
     datamodule = instantiate(cfg.data)
     mlp = cfg.model._target_.endswith("lazy_mlp")  # flips and shifts do not help an MLP here
     assert isinstance(datamodule.augment, Augment) or mlp
@@ -45,13 +48,13 @@ def test_recipes_build_model_schedule_and_augmentation(cfg_factory, experiment):
     assert model.hparams.label_smoothing == 0.1
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_recipes_train_end_to_end(cfg_factory, experiment):
-    """Two optimizer steps per recipe at full model size, through ``run``: the ResNet recipe is
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipes_train_end_to_end(cfg_factory, recipe):
+    """Two optimizer steps per recipe and speedrun at full model size, through ``train``: the ResNet recipe is
     too slow to train on a CPU, so this is its proof that schedule, augmentation and the
     residual net work together; the hparams row records the hardware."""
     cfg = cfg_factory(
-        f"experiment={experiment}",
+        recipe,
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
         "trainer.limit_val_batches=1",
@@ -84,9 +87,10 @@ def test_a_recipe_combines_with_a_sweep_and_a_launcher_on_one_command_line():
 
 
 def test_config_groups_hold_one_kind_of_thing_each():
-    """Recipes set what is trained, sweeps what a multirun varies, launchers where it runs."""
-    for recipe in EXPERIMENTS:
-        cfg = hydra_config(f"experiment={recipe}")
+    """Recipes and speedruns set what is trained, sweeps what a multirun varies, launchers where
+    it runs."""
+    for recipe in RECIPES:
+        cfg = hydra_config(recipe)
         assert cfg.hydra.mode is None or cfg.hydra.mode.name == "RUN", recipe
     for sweep in sorted(p.stem for p in (Path(CONF) / "sweep").glob("*.yaml")):
         cfg = hydra_config(f"sweep={sweep}")

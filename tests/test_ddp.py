@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from lazytrain.checkpoints import ModelCheckpoint, best_score
-from lazytrain.evaluate import load
+from lazytrain.evaluate import load_trained
 
 from .helpers import make_cfg, read_events, run_script, synthetic
 
@@ -103,7 +103,7 @@ def test_cli_ddp_ranks_agree_on_the_metrics_and_rank_zero_reports_them(synthetic
     assert [log.count("final metrics:") for log in logs] == [1, 0]
     assert "sync_dist" not in proc.stdout + proc.stderr + "".join(logs)
 
-    model, _ = load(run / "checkpoints" / "last.ckpt")  # the weights validation ran with
+    model, _ = load_trained(run / "checkpoints" / "last.ckpt")  # the weights validation ran with
     datamodule = instantiate(make_cfg(tmp_path, synthetic_dir).data)  # the same data overrides
     datamodule.setup("validate")
     with torch.no_grad():

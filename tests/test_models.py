@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import pytest
 import torch
@@ -10,8 +11,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from lazytrain.dry_run import apply_init, uninitialized
-from lazytrain.init import default
-from lazytrain.models import lazy_cnn, lazy_convnet, lazy_mlp
+from lazytrain.init import default, xavier
+from lazytrain.models import LazyResidualBlock, lazy_cnn, lazy_convnet, lazy_mlp, lazy_resnet
 
 X = torch.zeros(2, 1, 28, 28)
 
@@ -89,3 +90,14 @@ def test_layer_list_config_declares_a_new_architecture_in_yaml(cfg_factory):
 def test_bad_sizes_and_names_are_refused_with_the_choices(build, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         build()
+
+
+def test_lazy_resnet_projects_with_lazy_shortcuts():
+    net = lazy_resnet(stages=[8, 16], blocks_per_stage=2)
+    assert isinstance(net[3], LazyResidualBlock) and isinstance(net[3].shortcut, nn.Sequential)
+    assert isinstance(net[4].shortcut, nn.Identity)
+    report = apply_init(net, torch.randn(4, 1, 28, 28), partial(xavier), num_classes=10)
+    assert report.output_shape == (4, 10)
+    assert net[5].shortcut[0].weight.shape == (16, 8, 1, 1)  # stride-2 projection, inferred
+    assert net[5].body[0].weight.shape == (16, 8, 3, 3)
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from lazytrain.averaging import EMA
-from lazytrain.evaluate import evaluate, load
+from lazytrain.evaluate import evaluate, load_trained
 from lazytrain.train import model_and_data, train
 
 from .helpers import quiet_trainer, read_events
@@ -76,8 +76,8 @@ def test_ema_weights_are_what_validation_test_checkpoints_and_eval_use(cfg_facto
             total = sum(F.cross_entropy(model(x), y, reduction="sum") for x, y in batches)
         return float(total) / sum(len(y) for _, y in batches)
 
-    averaged, _ = load(best_path)
-    raw, _ = load(best_path)
+    averaged, _ = load_trained(best_path)
+    raw, _ = load_trained(best_path)
     raw.load_state_dict(best["current_model_state"])
     expected = test_loss(averaged)
     assert test_loss(raw) != pytest.approx(expected, rel=1e-3)  # the two differ measurably

@@ -23,7 +23,7 @@ import math
 import os
 import re
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from lazytrain.config_keys import in_configuration
+from lazytrain.config_keys import flatten, in_configuration
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -136,14 +136,6 @@ def read_overrides(run_dir: Path) -> list[str] | None:
     return [str(o) for o in yaml.safe_load(path.read_text()) or []]
 
 
-def flatten(node: object, prefix: str = "") -> Iterator[tuple[str, object]]:
-    if isinstance(node, dict) and node:
-        for k, v in node.items():
-            yield from flatten(v, f"{prefix}{k}.")
-    else:
-        yield prefix[:-1], node
-
-
 def read_config(run_dir: Path) -> dict[str, object] | None:
     """The configuration the run was started with (``.hydra/config.yaml``; a resume keeps it),
     as ``{"init.std": 0.05, ...}`` less what is not the configuration; ``None`` if unreadable."""
@@ -154,7 +146,7 @@ def read_config(run_dir: Path) -> dict[str, object] | None:
         return None
     if not isinstance(config, dict):
         return None
-    return {k: v for k, v in flatten(config) if in_configuration(k)}
+    return {k: v for k, v in flatten(config).items() if in_configuration(k)}
 
 
 def read_hparams(ea: EventAccumulator) -> dict[str, float | str]:

@@ -9,6 +9,8 @@ what a ``resume=`` may add. A key names itself and everything under it (``callba
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # Where a run writes, and where it finds its data (and which code it may build from there).
 RUN_PLACE = ("output_dir", "resume", "ckpt_path", "trainer.default_root_dir")
 DATA_PLACE = ("data.root", "data.search_dirs", "data.download", "data.cache_dir", "trusted_targets")
@@ -34,6 +36,18 @@ LENGTH = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batche
 RUNNERS = ("sweep", "launcher", "hparams_search", "hydra")
 # The seeds: a column of their own, and what a compare.py group spans.
 SEEDS = ("seed", "data.shuffle_seed")
+
+
+def flatten(config: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """A nested config as dotted keys: ``{"model.hidden": [256], "init.std": 0.05, ...}`` (an
+    empty mapping stays a value of its own, so no key disappears)."""
+    flat: dict[str, object] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def covers(keys: tuple[str, ...], key: str) -> bool:
@@ -64,6 +78,7 @@ RESUME_MAY_ADD = DATA_PLACE + HARDWARE + (
 def run_name_patterns() -> list[str]:
     """``hydra.job.config.override_dirname.exclude_keys``: a run's directory is named by its
     overrides less these (Hydra matches them as ``fnmatch`` patterns against override keys).
-    The recipe (``experiment``) is left out too: its name would repeat in every run of a sweep."""
-    keys = ("experiment", *RUNNERS, *NOT_THE_EXPERIMENT, *LENGTH)
+    The recipe (``experiment``, ``speedrun``) is left out too: its name would repeat in every run
+    of a sweep."""
+    keys = ("experiment", "speedrun", *RUNNERS, *NOT_THE_EXPERIMENT, *LENGTH)
     return [HARDWARE_CHOICE] + [pattern for key in keys for pattern in (key, f"{key}.*")]

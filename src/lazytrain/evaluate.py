@@ -61,7 +61,7 @@ class Evaluation:
         )
 
 
-def load(
+def load_trained(
     ckpt_path: str | Path,
     device: torch.device | str = "cpu",
     trusted_targets: Sequence[str] = (),
@@ -97,7 +97,7 @@ def evaluate(
 ) -> Evaluation:
     """Test metrics through Lightning (the same code path as training's final test) and the
     confusion matrix from one pass over the test set."""
-    model, step = load(ckpt_path, trusted_targets=trusted_targets, datamodule=datamodule)
+    model, step = load_trained(ckpt_path, trusted_targets=trusted_targets, datamodule=datamodule)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,

@@ -21,7 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from lazytrain.compat import file_writer, started_experiment
-from lazytrain.config_keys import HARDWARE_CHOICE, in_hparams
+from lazytrain.config_keys import HARDWARE_CHOICE, flatten, in_hparams
 
 SHAPES_TAG = "parameter_shapes"
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class TensorBoardTracking(L.Callback):
 # The HPARAMS row holds what defines an experiment, in the order a person compares runs:
 # TensorBoard lists the columns in the order of the experiment summary and shows the first ones.
 LEADING = (
-    "model", "init", "optimizer", "scheduler", "experiment", "optimizer.lr",
+    "model", "init", "optimizer", "scheduler", "experiment", "speedrun", "optimizer.lr",
     "optimizer.weight_decay", "data.batch_size", "trainer.max_epochs", "seed",
 )  # fmt: skip
 TRAILING = ("params", "hardware")
@@ -176,7 +176,7 @@ def experiment_hparams(
     def plumbing(key: str) -> bool:
         return any(p.startswith("_") for p in key.split(".")) or not in_hparams(key)
 
-    row = {k: v for k, v in flatten(config).items() if not plumbing(k)}
+    row = {k: v for k, v in hparam_values(config).items() if not plumbing(k)}
     # the choices of the groups that define the experiment (trainer=ddp is hardware)
     row.update({k: v for k, v in choices.items() if not plumbing(k) and k != HARDWARE_CHOICE})
     row.update(params=params, hardware=hardware)
@@ -185,18 +185,12 @@ def experiment_hparams(
     return {k: row[k] for k in order}
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config → ``{"model.hidden": "[256]", ...}`` with values TensorBoard accepts."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, bool | int | float | str):
-            flat[name] = value
-        else:
-            flat[name] = str(value)
-    return flat
+def hparam_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A config as dotted keys with values TensorBoard accepts: ``{"model.hidden": "[256]"}``."""
+    return {
+        k: v if isinstance(v, bool | int | float | str) else str(v)
+        for k, v in flatten(config).items()
+    }
 
 
 def log_hparams(
@@ -207,7 +201,7 @@ def log_hparams(
     TensorBoard reads each metric's value from the run's scalar of the same tag, so ``metrics``
     name tags that were logged as scalars (e.g. ``val/acc``); the values here only list them.
     """
-    experiment, session_start, session_end = hparams_summary(flatten(params), dict(metrics))
+    experiment, session_start, session_end = hparams_summary(hparam_values(params), dict(metrics))
     # TensorBoard orders the columns by `differs`, then by name, and ticks the first five: mark
     # the five a person compares first (a run alone cannot know what differs across a sweep).
     content = experiment.value[0].metadata.plugin_data

@@ -1,4 +1,4 @@
-"""Training recipes: batch augmentation on the device, LR schedules, the lazy ResNet."""
+"""What the recipes train with: batch augmentation on the device and the LR schedules."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from torch import nn
 
 from lazytrain.augment import Augment, random_crop
 from lazytrain.datamodule import DeviceBatches
-from lazytrain.dry_run import apply_init
-from lazytrain.init import xavier
-from lazytrain.models import LazyResidualBlock, lazy_resnet
 from lazytrain.schedules import one_cycle, warmup_cosine
 
 
@@ -69,14 +66,3 @@ def test_schedules_span_exactly_the_run(schedule):
         sched.step()
     peak = max(lrs)
     assert lrs.index(peak) < 50 and lrs[-1] < 0.05 * peak and lrs[0] < peak
-
-
-def test_lazy_resnet_projects_with_lazy_shortcuts():
-    net = lazy_resnet(stages=[8, 16], blocks_per_stage=2)
-    assert isinstance(net[3], LazyResidualBlock) and isinstance(net[3].shortcut, nn.Sequential)
-    assert isinstance(net[4].shortcut, nn.Identity)
-    report = apply_init(net, torch.randn(4, 1, 28, 28), partial(xavier), num_classes=10)
-    assert report.output_shape == (4, 10)
-    assert net[5].shortcut[0].weight.shape == (16, 8, 1, 1)  # stride-2 projection, inferred
-    assert net[5].body[0].weight.shape == (16, 8, 3, 3)
-    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
