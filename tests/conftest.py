@@ -11,7 +11,7 @@ import torch
 
 from lazytrain.fashion_mnist import SYSTEM_DIR, prepare_raw_files
 
-from .helpers import FEW_BATCHES, make_cfg, run_script, write_fashion_mnist
+from .helpers import FEW_BATCHES, make_cfg, train_run, write_fashion_mnist
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -52,11 +52,6 @@ def mlp_run(real_data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     to 2 epochs of 8 batches, tested on the whole test set. Read it; never write into it (copy
     it first)."""
     cwd = tmp_path_factory.mktemp("mlp-run")
-    run_dir = cwd / "run"
-    proc = run_script(
-        "train.py", f"data.root={real_data_root}", f"hydra.run.dir={run_dir}", *FEW_BATCHES,
-        "trainer.limit_test_batches=1.0", cwd=cwd,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    (cwd / "console.txt").write_text(proc.stdout + proc.stderr)
-    return run_dir
+    return train_run(
+        cwd, f"data.root={real_data_root}", *FEW_BATCHES, "trainer.limit_test_batches=1.0"
+    )

@@ -7,6 +7,7 @@ import atexit
 import gzip
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -207,6 +208,26 @@ def run_script(
     if _warm is None:
         _warm = _WarmCLI()
     return _warm.run([str(ROOT / "scripts" / script), *args], cwd, script_env(), timeout, merge)
+
+
+def train_run(cwd: Path, *overrides: str) -> Path:
+    """``scripts/train.py`` with ``overrides`` into ``cwd/run``, as a user runs it: the run's
+    directory, with what the terminal showed in ``cwd/console.txt``; a failed run fails the
+    test, showing its output."""
+    proc = run_script("train.py", *overrides, f"hydra.run.dir={cwd / 'run'}", cwd=cwd)
+    (cwd / "console.txt").write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return cwd / "run"
+
+
+def evaluate_copy(trained: Path, cwd: Path, *overrides: str) -> tuple[Path, Path, str]:
+    """``scripts/eval.py`` on the best checkpoint of a copy of the run ``trained`` (eval.py
+    appends to its run): the copy, that checkpoint and what the command printed."""
+    run = Path(shutil.copytree(trained, cwd / "run"))
+    best = next((run / "checkpoints").glob("best-*.ckpt"))
+    proc = run_script("eval.py", f"ckpt_path={best}", *overrides, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run, best, proc.stdout
 
 
 # --- TensorBoard ------------------------------------------------------------------------------

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-
-from .helpers import assert_refused, read_events, run_script
+from .helpers import assert_refused, evaluate_copy, read_events, run_script
 
 
 def test_eval_reproduces_the_final_test_and_reports_per_class(mlp_run, real_data_root, tmp_path):
-    trained_run = shutil.copytree(mlp_run, tmp_path / "run")  # eval.py appends to the run
-    best = next((trained_run / "checkpoints").glob("best-*.ckpt"))
-    proc = run_script("eval.py", f"ckpt_path={best}", f"data.root={real_data_root}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained_run, best, printed = evaluate_copy(mlp_run, tmp_path, f"data.root={real_data_root}")
     trained_acc = read_events(trained_run).scalars["test/acc"][-1][1]
-    assert f"test accuracy {trained_acc:.2%}" in proc.stdout
-    assert "| Trouser |" in proc.stdout and "| **9** |" in proc.stdout
+    assert f"test accuracy {trained_acc:.2%}" in printed
+    assert "| Trouser |" in printed and "| **9** |" in printed
     png = trained_run / "eval" / f"{best.stem}-confusion_matrix.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = read_events(trained_run)

@@ -18,7 +18,14 @@ from lazytrain.datamodule import ImageFolderDataModule
 from lazytrain.fashion_mnist import FASHION_MNIST_NORMALIZATION, MEAN, STD
 from lazytrain.images import DataError, Normalization
 
-from .helpers import assert_refused, read_events, run_script, synthetic_split
+from .helpers import (
+    assert_refused,
+    evaluate_copy,
+    read_events,
+    run_script,
+    synthetic_split,
+    train_run,
+)
 
 COLORS = ("blue", "green", "red")  # class k: channel 2 - k dominant (RGB order)
 # 5 epochs of 4 batches on 108 training images: enough for the colors, seconds on 2 cores
@@ -59,12 +66,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cnn_run(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``scripts/train.py model=lazy_cnn data=image_folder`` on :func:`folder`."""
     cwd = tmp_path_factory.mktemp("cnn-run")
-    proc = run_script(
-        "train.py", "model=lazy_cnn", "data=image_folder", f"data.root={folder}", *TRAIN,
-        f"hydra.run.dir={cwd / 'run'}", cwd=cwd,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return cwd / "run"
+    return train_run(cwd, "model=lazy_cnn", "data=image_folder", f"data.root={folder}", *TRAIN)
 
 
 # --- training, shapes and evaluation through the scripts --------------------------------------
@@ -85,12 +87,8 @@ def test_lazy_cnn_trains_on_the_folder_with_every_input_size_inferred(cnn_run):
 
 @pytest.mark.slow
 def test_lazy_mlp_trains_on_the_folder_unchanged(folder, tmp_path):
-    proc = run_script(
-        "train.py", "model=lazy_mlp", "data=image_folder", f"data.root={folder}", *TRAIN,
-        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    events = read_events(tmp_path / "run")
+    run = train_run(tmp_path, "model=lazy_mlp", "data=image_folder", f"data.root={folder}", *TRAIN)
+    events = read_events(run)
     assert events.scalars["test/acc"][-1][1] >= 0.9
     assert "| `1.weight` | uninitialized | [256, 3072] |" in events.texts["parameter_shapes"]
 
@@ -107,17 +105,12 @@ def test_shapes_script_prints_the_3_channel_shapes(folder, tmp_path):
 
 @pytest.mark.slow
 def test_eval_reproduces_the_test_accuracy_and_names_the_classes(cnn_run, folder, tmp_path):
-    run = shutil.copytree(cnn_run, tmp_path / "run")  # eval.py appends to the run
-    best = next((run / "checkpoints").glob("best-*.ckpt"))
-    proc = run_script(
-        "eval.py", f"ckpt_path={best}", "data=image_folder", f"data.root={folder}", cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run, _, printed = evaluate_copy(cnn_run, tmp_path, "data=image_folder", f"data.root={folder}")
     trained_acc = read_events(run).scalars["test/acc"][-1][1]
-    assert f"test accuracy {trained_acc:.2%}" in proc.stdout
+    assert f"test accuracy {trained_acc:.2%}" in printed
     for name in COLORS:
-        assert f"| {name} | " in proc.stdout and "| 20 |" in proc.stdout
-    assert "| **2** |" in proc.stdout and "| **3** |" not in proc.stdout
+        assert f"| {name} | " in printed and "| 20 |" in printed
+    assert "| **2** |" in printed and "| **3** |" not in printed
     assert "| red | " in read_events(run).texts["eval/report"]  # and in TensorBoard
 
 
