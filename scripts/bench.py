@@ -16,12 +16,12 @@ For each model and round, one training epoch of:
 Prints medians (min–max) of samples/s, the ratios d/b, c/b and c/a, the dry-run time and the time
 from process start to the first training step of `python scripts/train.py`.
 
-With --time-to-accuracy (minutes, not seconds): each speedrun (conf/speedrun) and its reference recipe,
-back to back for each seed, as whole runs of `python scripts/train.py speedrun=<name>` and `experiment=<recipe>`; their
-test accuracies and wall times (process start to test accuracy) as each run recorded them in
-TensorBoard, the median times and the median ratio of the pairs' times. --write-readme replaces
-the rows of the speedruns it ran and keeps the others. --keep DIR keeps the runs themselves, for
-`python scripts/compare.py DIR`.
+With --time-to-accuracy (minutes, not seconds): each speedrun (conf/speedrun) and its reference
+recipe (conf/experiment), back to back for each seed, as whole runs of `python scripts/train.py
+speedrun=<name>` and `experiment=<recipe>`; their test accuracies and wall times (process start
+to test accuracy) as each run recorded them in TensorBoard, the median times and the median
+ratio of the pairs' times. --write-readme replaces the rows of the speedruns it ran and keeps the
+others. --keep DIR keeps the runs themselves, for `python scripts/compare.py DIR`.
 """
 
 from __future__ import annotations

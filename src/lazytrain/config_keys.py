@@ -58,7 +58,10 @@ def covers(keys: tuple[str, ...], key: str) -> bool:
 
 
 def in_hparams(key: str) -> bool:
-    """A column of the HPARAMS row: what the experiment is, its length and seed included."""
+    """A column of the HPARAMS row (a config key or a group's choice): what the experiment is,
+    its length and seed included; not the ``trainer`` group's choice (hardware)."""
+    if key == HARDWARE_CHOICE:
+        return False
     return not covers(NOT_THE_EXPERIMENT + RUNNERS + ("data.shuffle_seed",), key)
 
 

@@ -3,9 +3,8 @@
 Hydra creates the run (or sweep) directory and its ``.hydra/`` before the job's code runs, so
 the checks that must leave nothing behind — an output path that cannot be a directory, a
 ``resume=`` of a directory that holds no run — run as a Hydra callback (``conf/hydra``), which
-Hydra calls before it creates anything. A sweep's
-directory is created there too, once the checks pass, when its sweeper opens a SQLite study in it
-before Hydra would create it (Optuna's).
+Hydra calls before it creates anything. Once the checks pass, it also creates the sweep
+directory when the sweeper opens a SQLite study there before Hydra would create it (Optuna's).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from lazytrain.compat import file_writer, started_experiment
-from lazytrain.config_keys import HARDWARE_CHOICE, flatten, in_hparams
+from lazytrain.config_keys import flatten, in_hparams
 
 SHAPES_TAG = "parameter_shapes"
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def experiment_hparams(
 
     row = {k: v for k, v in hparam_values(config).items() if not plumbing(k)}
     # the choices of the groups that define the experiment (trainer=ddp is hardware)
-    row.update({k: v for k, v in choices.items() if not plumbing(k) and k != HARDWARE_CHOICE})
+    row.update({k: v for k, v in choices.items() if not plumbing(k)})
     row.update(params=params, hardware=hardware)
     order = [k for k in LEADING if k in row]
     order += sorted(k for k in row if k not in LEADING and k not in TRAILING) + list(TRAILING)
