@@ -29,14 +29,18 @@ from lazytrain.fashion_mnist import FILES
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(CONF_DIR)
 
-# A real CLI run cut to a few batches (16 optimizer steps, 2 epochs).
+# A real CLI run cut to a few batches, and the optimizer steps where its points land.
+EPOCHS, BATCHES, LOG_EVERY = 2, 8, 4
 FEW_BATCHES = [
-    "trainer.max_epochs=2",
-    "trainer.limit_train_batches=8",
+    f"trainer.max_epochs={EPOCHS}",
+    f"trainer.limit_train_batches={BATCHES}",
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
-    "trainer.log_every_n_steps=4",
+    f"trainer.log_every_n_steps={LOG_EVERY}",
 ]
+STEP_LOGS = list(range(LOG_EVERY, EPOCHS * BATCHES + 1, LOG_EVERY))  # every log_every_n_steps
+EPOCH_ENDS = [BATCHES * epoch for epoch in range(1, EPOCHS + 1)]  # epoch metrics, validation
+WITH_INIT = [0, *EPOCH_ENDS]  # weight statistics: the init, then each epoch's end
 
 
 def linear_params(*sizes: int) -> int:

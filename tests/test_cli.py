@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from lazytrain.module import LazyClassifier
+from lazytrain.tracking import LEADING, TRAILING
 
-from .helpers import CNN_PARAMS, FEW_BATCHES, MLP_PARAMS, assert_refused, read_events, run_script
+from .helpers import (
+    CNN_PARAMS,
+    EPOCH_ENDS,
+    FEW_BATCHES,
+    MLP_PARAMS,
+    STEP_LOGS,
+    WITH_INIT,
+    assert_refused,
+    read_events,
+    run_script,
+)
 
 BAD_MODEL = """\
 _target_: torch.nn.Sequential
@@ -39,16 +52,16 @@ def test_scalars_reach_tensorboard(mlp_run):
     s = events.scalars
     # Every point at the optimizer steps taken when it was measured: the epoch's metrics, the
     # validation and the weight statistics of one moment at the same step; no `epoch` staircase.
-    assert [step for step, _ in s["train/loss_step"]] == [4, 8, 12, 16]
+    assert [step for step, _ in s["train/loss_step"]] == STEP_LOGS
     for tag in ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "weights/1.weight/std"):
-        assert [step for step, _ in s[tag]] == [8, 16] or tag.startswith("weights"), tag
-    assert [step for step, _ in s["weights/1.weight/std"]] == [0, 8, 16]
+        assert [step for step, _ in s[tag]] == EPOCH_ENDS or tag.startswith("weights"), tag
+    assert [step for step, _ in s["weights/1.weight/std"]] == WITH_INIT
     assert "epoch" not in s
     assert len(s["test/loss"]) == len(s["test/acc"]) == 1
     # the learning rate where it is applied: warm-up, then the cosine decay to 0
     lr = [value for _, value in s["train/lr"]]
-    assert [step for step, _ in s["train/lr"]] == [4, 8, 12, 16]
-    assert lr[0] > lr[1] > lr[2] > lr[3] >= 0.0
+    assert [step for step, _ in s["train/lr"]] == STEP_LOGS
+    assert all(a > b for a, b in itertools.pairwise(lr)) and lr[-1] >= 0.0
     assert 0.5 < s["test/acc"][0][1] <= 1.0  # 16 AdamW steps on the real data already learn
 
 
@@ -65,7 +78,7 @@ def test_histograms_at_step_zero_are_the_initial_weights(mlp_run):
         f"weights/{n}" for n in ("1.weight", "1.bias", "3.weight", "3.bias")
     }
     for steps in events.histogram_steps.values():
-        assert steps == [0, 8, 16]
+        assert steps == WITH_INIT
 
 
 def test_hparams_row_holds_what_defines_the_experiment_in_order(mlp_run):
@@ -74,11 +87,13 @@ def test_hparams_row_holds_what_defines_the_experiment_in_order(mlp_run):
     assert h["model"] == "lazy_mlp" and h["init"] == "xavier"
     assert h["model.hidden"] == "[256]" and h["optimizer.lr"] == 0.001
     assert h["params"] == MLP_PARAMS
-    assert list(events.hparam_names)[:10] == [
-        "model", "init", "optimizer", "scheduler", "optimizer.lr", "optimizer.weight_decay",
-        "data.batch_size", "trainer.max_epochs", "seed", "bias_lr_factor",
-    ]  # fmt: skip
-    assert list(events.hparam_names)[-2:] == ["params", "hardware"]
+    # the group choices, then what a person compares first, the rest by name, then the totals
+    names = list(events.hparam_names)
+    leading = [k for k in LEADING if k in names]
+    assert leading[:4] == ["model", "init", "optimizer", "scheduler"] and "seed" in leading
+    rest = names[len(leading) : -len(TRAILING)]
+    assert names[: len(leading)] == leading and rest == sorted(rest) and "bias_lr_factor" in rest
+    assert names[-2:] == ["params", "hardware"] == list(TRAILING)
     plumbing = [
         k for k in h if "_target_" in k or "_partial_" in k or k.startswith(("callbacks", "logger"))
     ]

@@ -55,12 +55,12 @@ def test_current_fx_name_is_a_plain_attribute_lightning_sets_around_each_hook(tm
 
 def test_fit_loop_combined_loader_and_batch_progress(tmp_path):
     trainer = quiet_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0)
-    present(trainer.fit_loop, "_combined_loader", "forget_training_loader")
+    present(trainer.fit_loop, "_combined_loader", "estimated_stepping_batches")
     present(trainer.fit_loop.epoch_loop, "batch_progress", "batches_completed")
     trainer.fit(Tiny())
     assert compat.batches_completed(trainer) == 3
     assert trainer.fit_loop._combined_loader is not None
-    compat.forget_training_loader(trainer)
+    assert compat.estimated_stepping_batches(trainer) == 3
     assert trainer.fit_loop._combined_loader is None
 
 

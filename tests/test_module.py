@@ -14,7 +14,8 @@ from lightning.pytorch.tuner import Tuner
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch import nn
 
-from lazytrain.dry_run import uninitialized
+from lazytrain.digests import weights_digest
+from lazytrain.dry_run import apply_init, uninitialized
 from lazytrain.models import to_channels_last
 from lazytrain.module import LazyClassifier
 from lazytrain.train import model_and_data
@@ -43,16 +44,18 @@ def test_sgd_from_config(cfg_factory):
 
 def test_trap5_validate_and_test_never_reinitialize(cfg_factory, tmp_path):
     model, datamodule = model_and_data(cfg_factory())
-    initial = model.digest()
+    initial = weights_digest(model.net)
     t = quiet_trainer(tmp_path)
     t.fit(model, datamodule=datamodule)
-    trained = model.digest()
+    trained = weights_digest(model.net)
     assert trained != initial
     t.validate(model, datamodule=datamodule)
     t.test(model, datamodule=datamodule)
-    assert model.digest() == trained
-    model.materialize(datamodule.dry_run_sample(8), lambda layer, g: nn.init.zeros_(layer.weight))
-    assert model.digest() == trained
+    assert weights_digest(model.net) == trained
+    apply_init(
+        model.net, datamodule.dry_run_sample(8), lambda layer, g: nn.init.zeros_(layer.weight)
+    )
+    assert weights_digest(model.net) == trained
 
 
 def test_trap6_deepcopy_and_weight_averaging(cfg_factory, tmp_path):
@@ -62,7 +65,7 @@ def test_trap6_deepcopy_and_weight_averaging(cfg_factory, tmp_path):
         cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
     )
     clone = copy.deepcopy(model)
-    assert clone.digest() == model.digest()
+    assert weights_digest(clone.net) == weights_digest(model.net)
     swa = StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)
     quiet_trainer(tmp_path, max_epochs=2, callbacks=[swa]).fit(model, datamodule=datamodule)
     assert swa._average_model is not None
@@ -103,15 +106,15 @@ def test_trap10_loaded_model_is_concrete_and_predicts_identically(trained):
     x = datamodule.dry_run_sample(16)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
-    assert loaded.digest() == model.digest()
+    assert weights_digest(loaded.net) == weights_digest(model.net)
 
 
 def test_trap5_validate_after_loading_keeps_the_loaded_weights(trained, tmp_path):
     _, datamodule, path = trained
     loaded = LazyClassifier.load_from_checkpoint(path, weights_only=True)
-    before = loaded.digest()
+    before = weights_digest(loaded.net)
     quiet_trainer(tmp_path).validate(loaded, datamodule=datamodule)
-    assert loaded.digest() == before
+    assert weights_digest(loaded.net) == before
 
 
 def test_checkpoint_from_another_architecture_names_the_parameter(trained, cfg_factory):
@@ -128,7 +131,7 @@ def test_trap9_lr_find_writes_a_loadable_checkpoint(cfg_factory, tmp_path):
     """lr_find saves a checkpoint before its first step (and deletes it after): keep a copy and
     load it into a fresh model, weights only, with every shape concrete and the init's weights."""
     model, datamodule = model_and_data(cfg_factory())
-    initial = model.digest()
+    initial = weights_digest(model.net)
     saved: list[Path] = []
 
     class KeepCopies(L.Callback):
@@ -140,7 +143,7 @@ def test_trap9_lr_find_writes_a_loadable_checkpoint(cfg_factory, tmp_path):
     result = tuner.lr_find(model, datamodule=datamodule, num_training=8, early_stop_threshold=None)
     assert len(result.results["lr"]) == 8 and saved
     loaded = LazyClassifier.load_from_checkpoint(saved[0], weights_only=True)
-    assert loaded.digest() == initial
+    assert weights_digest(loaded.net) == initial
     assert not uninitialized(loaded)
 
 
@@ -156,10 +159,10 @@ def test_trap16_precisions_and_gradient_clipping_train(cfg_factory, tmp_path, pr
     model, datamodule = model_and_data(
         cfg_factory("model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1")
     )
-    initial = model.digest()
+    initial = weights_digest(model.net)
     t = quiet_trainer(tmp_path, precision=precision, gradient_clip_val=0.5, log_every_n_steps=1)
     t.fit(model, datamodule=datamodule)
-    assert model.digest() != initial
+    assert weights_digest(model.net) != initial
     assert torch.isfinite(t.callback_metrics["train/loss_epoch"])
 
 
@@ -169,7 +172,9 @@ def test_channels_last_lays_out_kernels_and_batches_and_computes_the_same(cfg_fa
     nhwc, _ = model_and_data(cfg_factory(*small, "channels_last=true"))
     kernels = [p for p in nhwc.net.parameters() if p.ndim == 4]
     assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
-    assert plain.digest() == nhwc.digest()  # the same init, only laid out differently
+    assert weights_digest(plain.net) == weights_digest(
+        nhwc.net
+    )  # the same init, only laid out differently
     # 3 channels: a layout change that is not a no-op; the net sees its batch in NHWC
     seen = []
     conv = to_channels_last(nn.Conv2d(3, 4, 3))
@@ -180,5 +185,5 @@ def test_channels_last_lays_out_kernels_and_batches_and_computes_the_same(cfg_fa
     sample = datamodule.dry_run_sample(8)
     torch.testing.assert_close(nhwc.eval()(sample), plain.eval()(sample))
     quiet_trainer(tmp_path).fit(nhwc.train(), datamodule=datamodule)
-    assert nhwc.digest() != plain.digest()
+    assert weights_digest(nhwc.net) != weights_digest(plain.net)
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)  # kept

@@ -39,12 +39,14 @@ class CheapHookNames(L.LightningModule):
             super().__setattr__(name, value)
 
 
-def forget_training_loader(trainer: L.Trainer) -> None:
-    """Lightning#20550: ``estimated_stepping_batches`` sets the training loader up before a
-    checkpoint's loop state is restored, and fit then reuses it, so the loader's saved batch
-    position is never loaded (a mid-epoch resume replays the epoch). Dropping the fit loop's
-    ``_combined_loader`` lets fit set it up again, after the restore."""
+def estimated_stepping_batches(trainer: L.Trainer) -> int:
+    """``trainer.estimated_stepping_batches``, without its side effect. Lightning#20550: it sets
+    the training loader up before a checkpoint's loop state is restored, and fit then reuses it,
+    so the loader's saved batch position is never loaded (a mid-epoch resume replays the epoch).
+    Dropping the fit loop's ``_combined_loader`` lets fit set it up again, after the restore."""
+    steps = int(trainer.estimated_stepping_batches)
     trainer.fit_loop._combined_loader = None
+    return steps
 
 
 def batches_completed(trainer: L.Trainer) -> int:

@@ -1,16 +1,13 @@
 """The LightningModule: a lazy network, materialized and initialized in ``__init__``.
 
-Materializing in ``__init__`` — not in ``setup()`` or ``configure_model()`` — is what makes every
-later consumer safe: the optimizer, the model summary, loggers, ``deepcopy`` by SWA/EMA callbacks,
-``ddp_spawn``'s pickling and DDP's wrap all see concrete parameters, and since ``apply_init`` is
-idempotent nothing is ever re-initialized. Hyperparameters are plain containers and the network is
-rebuilt from them, so checkpoints load with ``weights_only=True``; a checkpoint's targets are
-checked against an allowlist before anything is built (:mod:`lazytrain.trust`).
+Materialized in ``__init__`` (not ``setup()`` or ``configure_model()``), every later consumer sees
+concrete parameters: the optimizer, summaries, loggers, SWA/EMA's ``deepcopy``, ``ddp_spawn``'s
+pickling, DDP's wrap. Hyperparameters are plain containers the net is rebuilt from, so checkpoints
+load with ``weights_only=True`` (:mod:`lazytrain.loading`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -22,11 +19,10 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from lazytrain.compat import CheapHookNames, forget_training_loader
+from lazytrain.compat import CheapHookNames, estimated_stepping_batches
 from lazytrain.distributed import leave_process_group_at_exit
 from lazytrain.dry_run import ShapeReport, apply_init
 from lazytrain.epoch_state import EpochState
-from lazytrain.init import InitScheme
 from lazytrain.loading import load_from_checkpoint
 from lazytrain.models import build_net, to_channels_last
 from lazytrain.optimizers import build_optimizer
@@ -56,7 +52,10 @@ class LazyClassifier(CheapHookNames):
         if sample is None:
             # Rebuilding from a checkpoint: only the shape matters, the weights load after.
             sample = torch.zeros(2, *input_shape)
-        self.shape_report = self.materialize(sample, instantiate(init))
+        # The dry run: materialize, check the logits' shape, init - once (idempotent).
+        self.shape_report: ShapeReport | None = apply_init(
+            self.net, sample, instantiate(init), seed=seed, num_classes=num_classes
+        )
         if channels_last:
             to_channels_last(self.net)
         # torchmetrics for evaluation; training accuracy is a plain on-device count (a
@@ -66,12 +65,6 @@ class LazyClassifier(CheapHookNames):
         )
         self.epoch_state = EpochState()
 
-    def materialize(self, inputs: torch.Tensor, init: InitScheme) -> ShapeReport | None:
-        """:func:`~lazytrain.dry_run.apply_init` on the net: dry-run ``inputs``, check the
-        logits' shape, apply ``init`` — once (a materialized net is left alone)."""
-        hp = self.hparams
-        return apply_init(self.net, inputs, init, seed=hp.seed, num_classes=hp.num_classes)
-
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
         cls, checkpoint_path: str | Path | IO[bytes], *args: Any, **kwargs: Any
@@ -79,16 +72,6 @@ class LazyClassifier(CheapHookNames):
         """Lightning's ``load_from_checkpoint`` (same arguments, plus ``trusted_targets``), safe
         for a file from elsewhere: allowlisted targets only (:mod:`lazytrain.loading`)."""
         return load_from_checkpoint(cls, checkpoint_path, *args, **kwargs)
-
-    def digest(self) -> str:
-        """sha256 of the weights: equal digests, bit-identical models (across runs and ranks)."""
-        h = hashlib.sha256()
-        for name, tensor in self.net.state_dict().items():
-            h.update(name.encode())
-            h.update(
-                tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-            )
-        return h.hexdigest()[:16]
 
     @property
     def lr(self) -> float:
@@ -151,13 +134,9 @@ class LazyClassifier(CheapHookNames):
         # before validation, so no checkpoint is written from bad weights
         self.epoch_state.check_finite(self.current_epoch)
 
-    def train_epoch_metrics(self) -> dict[str, torch.Tensor]:
-        """This epoch's training loss and accuracy so far (this rank)."""
-        return self.epoch_state.metrics()
-
     def on_train_epoch_end(self) -> None:
         self.epoch_state.check_finite(self.current_epoch)
-        for name, value in self.train_epoch_metrics().items():
+        for name, value in self.epoch_state.metrics().items():
             # not on the progress bar: shown all next epoch, it would read as that epoch's loss
             self.log(name, value, sync_dist=True)
 
@@ -180,15 +159,10 @@ class LazyClassifier(CheapHookNames):
         self._evaluate(batch, "test", self.test_acc)
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
-        optimizer, schedule = self.build_optimizer(self._estimated_steps)
+        optimizer, schedule = self.build_optimizer(lambda: estimated_stepping_batches(self.trainer))
         if schedule is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    def _estimated_steps(self) -> int:
-        steps = int(self.trainer.estimated_stepping_batches)
-        forget_training_loader(self.trainer)  # so that a mid-epoch resume restores its position
-        return steps
 
     def build_optimizer(
         self, total_steps: Callable[[], int]

@@ -95,7 +95,8 @@ class ProgressLog(L.Callback):
         # Callbacks run before the module's on_train_epoch_end, where it logs this epoch's
         # training metrics: ask the module for them rather than show last epoch's, averaged over
         # the ranks as its sync_dist logging does (a collective, so on every rank; free on one).
-        train = getattr(pl_module, "train_epoch_metrics", dict)()
+        state = getattr(pl_module, "epoch_state", None)
+        train = state.metrics() if state is not None else {}
         for k, v in train.items():
             if isinstance(v, torch.Tensor):
                 train[k] = trainer.strategy.reduce(v, reduce_op="mean")

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from lazytrain.averaging import EMA
 from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
 from lazytrain.datamodule import ImageDataModule
+from lazytrain.digests import weights_digest
 from lazytrain.dry_run import count_parameters
 from lazytrain.module import LazyClassifier
 from lazytrain.resume import RunConfig, start
@@ -118,7 +119,11 @@ def build_model(cfg: DictConfig, sample: torch.Tensor, num_classes: int) -> Lazy
         seed=cfg.seed,
         sample=sample,
     )
-    log.info("initial weights sha256:%s (rank %s)", model.digest(), os.environ.get("LOCAL_RANK", 0))
+    log.info(
+        "initial weights sha256:%s (rank %s)",
+        weights_digest(model.net),
+        os.environ.get("LOCAL_RANK", 0),
+    )
     if model.shape_report is not None:
         report = model.shape_report
         log.info("dry run on %s:\n%s", list(report.input_shape), report.markdown())
