@@ -183,7 +183,7 @@ def test_leaderboard_csv_and_plot(sweep, tmp_path_factory):
     )
     assert "| 3 | model=c | – | 0 | – | – | – | – | – | – | – | 1 failed |" in text
     assert (
-        f"| model=c,seed=0,trainer.max_epochs=3 | failed | – | – | – | – | – | {SHAPE_ERROR} |"
+        f"| model=c,seed=0,trainer.max_epochs=3 | failed | – | – | – | – | – | – | – | {SHAPE_ERROR} |"
         in text
     )
     assert (
@@ -468,7 +468,7 @@ def test_compare_a_real_sweep(real_sweep, tmp_path):
             rf"\| {int(params):,} \| 2 \| [\d.]+ \| [\d.]+ \| {hardware} \| 2 finished \|", text
         )
     assert (rows["model=bad,seed=0"]["status"], rows["model=bad,seed=0"]["rank"]) == (FAILED, "3")
-    assert f"| model=bad,seed=0 | failed | – | – | – | – | – | {SHAPE_ERROR} |" in text
+    assert f"| model=bad,seed=0 | failed | – | – | – | – | – | – | – | {SHAPE_ERROR} |" in text
     ranked = sorted({(int(r["rank"]), r["group"]) for r in rows.values()})
     means = [float(rows[f"{g},seed=0"]["group_test_acc_mean"]) for _, g in ranked[:2]]
     assert means == sorted(means, reverse=True)

@@ -185,6 +185,9 @@ def test_a_second_load_reads_the_cache_not_the_images(tmp_path):
     second = image_folder.load(root)
     assert torch.equal(second.train_x, first.train_x) and second.classes == first.classes
     assert files(root / ".lazytrain-cache") == [cache]
+    # the data's lineage: where it was read from, and the same digest from the cache
+    assert second.digest == first.digest and len(first.digest) == 16
+    assert first.source == second.source == str(root)
 
 
 def add(root: Path) -> None:
@@ -208,6 +211,7 @@ def test_adding_removing_or_changing_a_file_replaces_the_cache(tmp_path, change)
     after = image_folder.load(root)
     (new,) = files(root / ".lazytrain-cache")  # the stale cache is gone
     assert new != old
+    assert after.digest != before.digest  # a run on the changed folder says so in its lineage
     assert torch.equal(torch.load(new, weights_only=True)["train_x"], after.train_x)
     counts = {add: (13, 6), remove: (12, 5), modify: (12, 6)}[change]
     assert (len(after.train_y), len(after.test_y)) == counts

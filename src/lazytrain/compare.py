@@ -26,19 +26,22 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from lazytrain import lineage_file as lineage
 from lazytrain.config_keys import flatten, in_configuration
+from lazytrain.selection import Where, select
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FINISHED, INCOMPLETE, FAILED = "finished", "running/incomplete", "failed"
 EVENTS_GLOB = "events.out.tfevents.*"
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: 10x faster on 300 runs
 # Hydra's job log format: "[2024-05-01 12:00:00,123][lazytrain.train][ERROR] - message"
 ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")
 
@@ -52,6 +55,8 @@ class Run:
     overrides: list[str] | None = None  # None: no .hydra/overrides.yaml
     # .hydra/config.yaml flattened to dotted keys, its configuration only; None: none saved
     config: dict[str, object] | None = None
+    # every key of .hydra/config.yaml and the config-group choices: what --where and --diff read
+    settings: dict[str, object] | None = None
     model: str | None = None  # the model config chosen (hparams, written at the end of a run)
     hardware: str | None = None  # "NVIDIA H100 80GB HBM3", "CPU, 2 cores" (ditto)
     params: int | None = None
@@ -62,6 +67,9 @@ class Run:
     epoch_seconds: float | None = None  # median over epochs: the first one's warm-up is an outlier
     val_curve: dict[int, float] = field(default_factory=dict)  # epoch (from 1) -> its val/acc
     note: str = ""  # a failed run's error, or an incomplete run's last logged error
+    code: str | None = None  # the commit its code was at, "+dirty" when changed (lineage.json)
+    data: str | None = None  # the digest of the data it trained on (lineage.json)
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -102,6 +110,11 @@ class Group:
         times = [r.wall_seconds for r in self.finished if r.wall_seconds is not None]
         return statistics.median(times) if times else None
 
+    def mixed(self, attribute: str) -> list[str]:
+        """The known values of a run attribute when this group's runs differ in it, else []."""
+        values = sorted({getattr(r, attribute) for r in self.runs} - {None})
+        return values if len(values) > 1 else []
+
     def distinct(self, attribute: str) -> str:
         """The different values of a run attribute in this group, joined: ``"–"`` for none."""
         values = sorted({getattr(r, attribute) for r in self.runs} - {None})
@@ -136,17 +149,40 @@ def read_overrides(run_dir: Path) -> list[str] | None:
     return [str(o) for o in yaml.safe_load(path.read_text()) or []]
 
 
-def read_config(run_dir: Path) -> dict[str, object] | None:
-    """The configuration the run was started with (``.hydra/config.yaml``; a resume keeps it),
-    as ``{"init.std": 0.05, ...}`` less what is not the configuration; ``None`` if unreadable."""
-    path = run_dir / ".hydra" / "config.yaml"
+def _yaml(path: Path) -> dict | None:
     try:
-        config = yaml.safe_load(path.read_text())
+        loaded = yaml.load(path.read_text(), Loader=YAML_LOADER)
     except (OSError, yaml.YAMLError):
         return None
-    if not isinstance(config, dict):
-        return None
-    return {k: v for k, v in flatten(config).items() if in_configuration(k)}
+    return loaded if isinstance(loaded, dict) else None
+
+
+def read_setup(run_dir: Path) -> dict[str, dict[str, object] | None]:
+    """What the run was started with (``.hydra/config.yaml``; a resume keeps it), as ``Run``'s
+    ``config`` (dotted keys less seeds, paths, hardware, views and labels:
+    :func:`lazytrain.config_keys.in_configuration`) and ``settings`` (every key, and the
+    config-group choices from ``.hydra/hydra.yaml``: ``{"model": "lazy_cnn"}``); ``None``s if
+    there is no readable config."""
+    config = _yaml(run_dir / ".hydra" / "config.yaml")
+    if config is None:
+        return {"config": None, "settings": None}
+    hydra = _yaml(run_dir / ".hydra" / "hydra.yaml") or {}
+    choices = ((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
+    settings = flatten(config)
+    return {
+        "config": {k: v for k, v in settings.items() if in_configuration(k)},
+        "settings": settings | {k: v for k, v in choices.items() if not k.startswith("hydra/")},
+    }
+
+
+def read_lineage(run_dir: Path) -> dict[str, Any]:
+    """The run's code, data and tags from its ``lineage.json`` (none for runs made before it)."""
+    record = lineage.read(run_dir)
+    return {
+        "code": lineage.code_label(record),
+        "data": lineage.data_label(record),
+        "tags": [str(t) for t in (record or {}).get("tags") or []],
+    }
 
 
 def read_hparams(ea: EventAccumulator) -> dict[str, float | str]:
@@ -195,7 +231,8 @@ def read_run(run_dir: Path, name: str) -> Run:
         name=name,
         status=status,
         overrides=read_overrides(run_dir),
-        config=read_config(run_dir),
+        **read_lineage(run_dir),
+        **read_setup(run_dir),
         model=hparams.get("model"),
         hardware=hparams.get("hardware"),
         params=None if params is None else int(params),
@@ -242,8 +279,17 @@ def find_runs(root: Path) -> list[Run]:
             runs.append(read_run(directory, name))
         elif (directory / ".hydra").is_dir() and (directory / "train.log").is_file():
             note = last_error(directory / "train.log") or "no events, no ERROR line in train.log"
-            overrides, config = read_overrides(directory), read_config(directory)
-            runs.append(Run(name, FAILED, overrides, config, note=note))
+            overrides = read_overrides(directory)
+            runs.append(
+                Run(
+                    name,
+                    FAILED,
+                    overrides,
+                    note=note,
+                    **read_lineage(directory),
+                    **read_setup(directory),
+                )
+            )
     return runs
 
 
@@ -366,11 +412,18 @@ def seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: list[str]) -> str:
+def markdown(
+    root: Path,
+    runs: Sequence[Run],
+    groups: Sequence[Group],
+    common: list[str],
+    where: Sequence[Where] = (),
+) -> str:
     """The leaderboard (groups) and every run with its status, as markdown."""
     counts = {s: sum(r.status == s for r in runs) for s in (FINISHED, INCOMPLETE, FAILED)}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    lines = [f"**Leaderboard** of `{root}`: {len(runs)} runs ({summary})", ""]
+    selected = " where " + ", ".join(f"`{w}`" for w in where) if where else ""
+    lines = [f"**Leaderboard** of `{root}`{selected}: {len(runs)} runs ({summary})", ""]
     if common:
         unknown = sum(r.overrides is None for r in runs)
         of = f" (the {len(runs) - unknown} runs with .hydra/overrides.yaml)" if unknown else ""
@@ -390,6 +443,17 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
             f"| {', '.join(map(str, epochs)) or '–'} | {seconds(g.epoch_seconds)} "
             f"| {seconds(g.wall_seconds)} | {g.distinct('hardware')} | {g.status} |"
         )
+    for g in groups:
+        for attribute, what in (("code", "commits"), ("data", "data digests")):
+            if g.mixed(attribute):
+                lines += [
+                    "",
+                    f"Warning: group `{g.label}` mixes {what} "
+                    + ", ".join(f"`{v}`" for v in g.mixed(attribute))
+                    + ": its runs are one configuration, but not made by the same "
+                    + ("code" if attribute == "code" else "data")
+                    + " (see the runs' lineage.json).",
+                ]
     merged = [g.label for g in groups if len({frozenset(label_overrides(r)) for r in g.runs}) > 1]
     if merged:
         lines += [
@@ -401,8 +465,8 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
         ]
     lines += [
         "",
-        "| run | status | params | best val acc | test acc | epochs | wall s | note |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | status | params | best val acc | test acc | epochs | wall s | code | tags | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for g in groups:
         for r in sorted(g.runs, key=lambda r: r.name):
@@ -410,7 +474,8 @@ def markdown(root: Path, runs: Sequence[Run], groups: Sequence[Group], common: l
             epochs = r.epochs if r.status != FAILED else "–"
             lines.append(
                 f"| {r.name} | {r.status} | {params} | {pct(r.best_val_acc)} | {pct(r.test_acc)} "
-                f"| {epochs} | {seconds(r.wall_seconds)} | {r.note.replace('|', '/')} |"
+                f"| {epochs} | {seconds(r.wall_seconds)} | {r.code or '–'} "
+                f"| {', '.join(r.tags) or '–'} | {r.note.replace('|', '/')} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -440,6 +505,9 @@ def csv_rows(groups: Sequence[Group]) -> list[dict[str, object]]:
                 "group_val_acc_mean": val_mean,
                 "group_val_acc_std": val_std,
                 "overrides": " ".join(r.overrides or []),
+                "code": r.code,
+                "data": r.data,
+                "tags": " ".join(r.tags),
                 "note": r.note,
             }
             rows.append({k: "" if v is None else v for k, v in row.items()})
@@ -527,16 +595,22 @@ def plot(path: Path, groups: Sequence[Group]) -> None:
     figure(groups).savefig(path)
 
 
-def compare(root: Path, out: Path | None = None) -> str:
-    """Read, group and rank the runs under ``root``; write ``leaderboard.csv`` and
-    ``compare.png`` into ``out`` (default ``root``); return the markdown leaderboard."""
+def compare(root: Path, out: Path | None = None, where: Sequence[Where] = ()) -> str:
+    """Read, group and rank the runs under ``root`` (those matching every ``where``); write
+    ``leaderboard.csv`` and ``compare.png`` into ``out`` (default ``root``); return the markdown
+    leaderboard."""
     root = Path(root)
     runs = find_runs(root)
     if not runs:
         raise FileNotFoundError(f"no runs under {root} (no {EVENTS_GLOB}, no .hydra/ + train.log)")
+    if where:
+        runs = select(runs, where, {r.name: r.settings for r in runs if r.settings is not None})
+        if not runs:
+            shown = " ".join(f"--where {w}" for w in where)
+            raise FileNotFoundError(f"no run under {root} matches {shown}")
     groups, common = group_runs(runs)
     out = Path(out) if out is not None else root
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "leaderboard.csv", groups)
     plot(out / "compare.png", groups)
-    return markdown(root, runs, groups, common)
+    return markdown(root, runs, groups, common, where)

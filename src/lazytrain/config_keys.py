@@ -29,6 +29,10 @@ VIEW = (
 )  # fmt: skip
 NOT_THE_EXPERIMENT = RUN_PLACE + DATA_PLACE + HARDWARE + VIEW
 
+# What a person calls the run: shown in HPARAMS and lineage, selected by (compare.py --where),
+# but neither the experiment (compare.py's groups) nor part of a run's directory name.
+LABELS = ("tags", "notes")
+
 # How long it trains: part of the experiment (HPARAMS, compare.py), but a resume may extend it,
 # and a run keeps its directory name when it is extended.
 LENGTH = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches")
@@ -67,7 +71,7 @@ def in_hparams(key: str) -> bool:
 
 def in_configuration(key: str) -> bool:
     """Part of what compare.py groups runs by: the experiment, over its seeds."""
-    return not covers(NOT_THE_EXPERIMENT + RUNNERS + SEEDS, key)
+    return not covers(NOT_THE_EXPERIMENT + RUNNERS + SEEDS + LABELS, key)
 
 
 # Overrides a resume may add: the data found elsewhere, other hardware, more epochs or steps,
@@ -83,5 +87,5 @@ def run_name_patterns() -> list[str]:
     overrides less these (Hydra matches them as ``fnmatch`` patterns against override keys).
     The recipe (``experiment``, ``speedrun``) is left out too: its name would repeat in every run
     of a sweep."""
-    keys = ("experiment", "speedrun", *RUNNERS, *NOT_THE_EXPERIMENT, *LENGTH)
+    keys = ("experiment", "speedrun", *RUNNERS, *NOT_THE_EXPERIMENT, *LENGTH, *LABELS)
     return [HARDWARE_CHOICE] + [pattern for key in keys for pattern in (key, f"{key}.*")]

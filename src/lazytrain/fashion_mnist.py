@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from lazytrain.digests import files_digest
 from lazytrain.images import DataError, ImageSet, Normalization
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,8 @@ class FashionMNIST(ImageSet):
             train_y=read_label_file(str(raw / "train-labels-idx1-ubyte")),
             test_x=read_image_file(str(raw / "t10k-images-idx3-ubyte")).unsqueeze(1),
             test_y=read_label_file(str(raw / "t10k-labels-idx1-ubyte")),
+            source=str(raw.resolve()),
+            digest=files_digest(raw / name for name in FILES),
         )
         for part in ("train", "test"):
             x, y = getattr(data, f"{part}_x"), getattr(data, f"{part}_y")

@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -257,6 +257,7 @@ def load(
     start = time.perf_counter()
     images = _read_cache(path, listing, key)
     if images is not None:
+        images = replace(images, source=str(listing.root), digest=key[:16])
         log.info(
             "%d images from the cache %s in %.2f s",
             len(listing.stats),
@@ -273,4 +274,4 @@ def load(
         time.perf_counter() - start,
     )
     _write_cache(path, images, key, stale=rf"{tag}-[0-9a-f]{{20}}\.pt")
-    return images
+    return replace(images, source=str(listing.root), digest=key[:16])

@@ -26,6 +26,9 @@ class ImageSet:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: tuple[str, ...]
+    # Where they were read from and a digest of what was read: a run's data lineage.
+    source: str = ""
+    digest: str = ""
 
 
 @dataclass(frozen=True)

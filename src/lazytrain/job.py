@@ -29,6 +29,7 @@ from lazytrain.distributed import leave_process_group
 from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.images import DataError
+from lazytrain.lineage import LabelError
 from lazytrain.resume import ResumeError
 from lazytrain.run_dir import RunExistsError
 from lazytrain.train import train
@@ -47,6 +48,7 @@ USER_ERRORS = (
     CheckpointMismatchError,
     NonFiniteLossError,
     UntrustedTargetError,
+    LabelError,
 )
 
 

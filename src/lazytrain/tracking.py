@@ -186,11 +186,17 @@ def experiment_hparams(
 
 
 def hparam_values(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A config as dotted keys with values TensorBoard accepts: ``{"model.hidden": "[256]"}``."""
-    return {
-        k: v if isinstance(v, bool | int | float | str) else str(v)
-        for k, v in flatten(config).items()
-    }
+    """A config as dotted keys with values TensorBoard accepts: ``{"model.hidden": "[256]"}``,
+    ``{"tags": "[baseline, lr-study]"}`` (lists as written on the command line)."""
+    return {k: _hparam_value(v) for k, v in flatten(config).items()}
+
+
+def _hparam_value(value: Any) -> bool | int | float | str:
+    if isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(_hparam_value(v)) for v in value) + "]"
+    return str(value)
 
 
 def log_hparams(

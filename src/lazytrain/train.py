@@ -24,6 +24,7 @@ from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
 from lazytrain.dry_run import count_parameters
+from lazytrain.lineage import Lineage, labels
 from lazytrain.module import LazyClassifier
 from lazytrain.resume import RunConfig, start
 from lazytrain.run_dir import check_new_run
@@ -44,6 +45,7 @@ def train(
     line's, for the HPARAMS row and for ``resume=``; ``callbacks`` are added to the config's."""
     begin = start(cfg, choices or {}, overrides)  # with resume=<dir>: the run's own configuration
     cfg = begin.cfg
+    tags, notes = labels(cfg.get("tags"), cfg.get("notes"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = model_and_data(cfg)
     if begin.checkpoint is not None:
@@ -62,6 +64,7 @@ def train(
         callbacks=[
             *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c),
             RunConfig(cfg, begin.choices),
+            Lineage(output_dir, tags, notes, resumed=bool(cfg.get("resume"))),
             *([EMA(cfg.ema_decay)] if cfg.get("ema_decay") else []),
             *callbacks,
         ],
