@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.writer import FileWriter
 
-from lazytrain import compat
+from lazytrain import compat, event_files
 
 from .helpers import quiet_trainer
 
@@ -116,3 +116,22 @@ def test_torch_layer_bases_and_fans():
     assert all(isinstance(m, compat.ConvLayer) for m in convs)
     assert all(isinstance(m, compat.BatchNormLayer) for m in norms)
     assert not isinstance(nn.LayerNorm(1), compat.BatchNormLayer | compat.ConvLayer)
+
+
+def test_event_reader_checksums_at_c_speed_compute_the_same_crc(tmp_path, monkeypatch):
+    """lazytrain.event_files replaces the stub reader's CRC-32C (by the name masked_crc32c calls)."""
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+
+    present(pywrap_tensorflow, "crc32c", "(event_files) fast_checksums")
+    present(pywrap_tensorflow, "masked_crc32c", "(event_files) fast_checksums")
+    data = bytes(range(256)) * 40 + b"lazytrain"
+    monkeypatch.setattr(pywrap_tensorflow, "crc32c", pywrap_tensorflow.crc32c)  # undone after
+    python = pywrap_tensorflow.masked_crc32c(data)
+    assert event_files.fast_checksums(), "google-crc32c's C implementation is not installed"
+    assert pywrap_tensorflow.crc32c is event_files.google_crc32c.value
+    assert pywrap_tensorflow.masked_crc32c(data) == python
+    writer = SummaryWriter(str(tmp_path))  # and a real event file still reads back
+    writer.add_scalar("val/acc", 0.5, 3)
+    writer.close()
+    read = event_files.read_events(str(tmp_path), {"scalars": 0})
+    assert [(e.step, e.value) for e in read.Scalars("val/acc")] == [(3, 0.5)]

@@ -34,6 +34,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from lazytrain import lineage_file as lineage
 from lazytrain.config_keys import flatten, in_configuration
+from lazytrain.event_files import read_events
 from lazytrain.selection import Where, select
 
 if TYPE_CHECKING:
@@ -204,8 +205,7 @@ def read_hparams(ea: EventAccumulator) -> dict[str, float | str]:
 
 def read_run(run_dir: Path, name: str) -> Run:
     """A run from its event files (several after a resume: TensorBoard reads them in order)."""
-    ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 1})
-    ea.Reload()
+    ea = read_events(str(run_dir), size_guidance={"scalars": 0, "histograms": 1})
     scalars = {tag: ea.Scalars(tag) for tag in ea.Tags()["scalars"]}
     val = sorted(scalars.get("val/acc", []), key=lambda e: e.step)
     # Epochs end at the steps of train/acc; validation logs at its epoch's step, and may run only
