@@ -15,11 +15,15 @@ import lightning as L
 
 
 class SignalAt(L.Callback):
-    """Send ``signal`` to this process when training has completed ``step`` optimizer steps."""
+    """Send ``signal`` to this process when training has completed ``step`` optimizer steps —
+    once per run (not again in the process that resumes it), and with ``seed`` only in the
+    run of that seed (one job of a sweep)."""
 
-    def __init__(self, step: int, signal: str) -> None:
-        self.step, self.signal = step, getattr(signals, signal)
+    def __init__(self, step: int, signal: str, seed: int | None = None) -> None:
+        self.step, self.signal, self.seed = step, getattr(signals, signal), seed
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if trainer.global_step == self.step:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self.seed is not None and pl_module.hparams.get("seed") != self.seed:
+            return
+        if trainer.global_step == self.step and trainer.ckpt_path is None:
             os.kill(os.getpid(), self.signal)

@@ -21,6 +21,7 @@ from lazytrain.train import model_and_data
 
 from .helpers import (
     ROOT,
+    assert_refused,
     fresh_command,
     quiet_trainer,
     read_events,
@@ -467,14 +468,12 @@ def test_unwritable_data_root_is_refused(tmp_path, synthetic_dir):
 
 
 def test_a_new_run_never_mixes_into_an_existing_one(tmp_path, short_run):
+    """Finding: the refused run had already replaced the run's .hydra/config.yaml (Hydra saves
+    it before the job starts), so compare.py read the refused command as the run's config."""
     data, run = short_run
-    kept = {p: p.read_bytes() for p in [*run.glob("events.*"), *run.glob("checkpoints/*")]}
+    kept = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}  # .hydra/, train.log too
     proc = run_script(
         "train.py", *data, f"hydra.run.dir={run}", "trainer.max_epochs=1", cwd=tmp_path
     )
-    assert proc.returncode == 1
-    assert (
-        f"RunExistsError: {run} already holds a run" in proc.stdout
-        and f"resume={run}" in proc.stdout
-    )
-    assert {p: p.read_bytes() for p in [*run.glob("events.*"), *run.glob("checkpoints/*")]} == kept
+    assert_refused(proc, f"RunExistsError: {run} already holds a run", f"resume={run}")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == kept

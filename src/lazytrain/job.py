@@ -30,7 +30,7 @@ from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.images import DataError
 from lazytrain.lineage import LabelError
-from lazytrain.resume import ResumeError
+from lazytrain.resume import Continuation, ResumeError, continue_in_place
 from lazytrain.run_dir import RunExistsError
 from lazytrain.train import train
 from lazytrain.trust import UntrustedTargetError
@@ -63,9 +63,15 @@ def main(cfg: DictConfig) -> float:
     try:
         with process_state_restored():
             route_lightning_logs()
-            point_ddp_children_at_this_run()
+            choices, overrides = command_line()
+            found = Continuation()
+            if HydraConfig.get().mode == RunMode.MULTIRUN and not cfg.get("resume"):
+                found = continue_in_place(cfg, choices, overrides)
+                if found.recorded is not None:
+                    return found.recorded
+            point_ddp_children_at_this_run(cfg.get("resume"))
             announce_run(cfg)
-            return train(cfg, *command_line())
+            return train(cfg, choices, overrides, restart=found.restart)
     except SIGTERMException:  # a SystemExit with status 0: a scheduler must see the job stopped
         sys.exit(128 + signal.SIGTERM)
     except USER_ERRORS as err:
@@ -110,16 +116,17 @@ def route_lightning_logs() -> None:
     console.warnings_to_log()
 
 
-def point_ddp_children_at_this_run() -> None:
+def point_ddp_children_at_this_run(resume: str | None) -> None:
     """Lightning's ``ddp`` launcher starts ranks >= 1 by re-running this script with
     ``sys.argv[1:]`` and ``hydra.run.dir=<HydraConfig run.dir>``. In a multirun that would start
     a whole sweep per rank, in a directory of its own (Lightning#18145, hydra#2070). Give the
     children this job's own overrides and its actual output directory instead, so every rank
-    trains the same configuration and only rank 0 writes the run's outputs."""
+    trains the same configuration and only rank 0 writes the run's outputs; ``resume`` when the
+    job continues its run in place."""
     hydra_cfg = HydraConfig.get()
     with read_write(hydra_cfg.run):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, *([f"resume={resume}"] if resume else [])]
 
 
 def announce_run(cfg: DictConfig) -> None:

@@ -1,6 +1,6 @@
 """The resolvers ``conf/`` names (``${lazytrain.if:...}``, ``${lazytrain.run_name:...}`` ...),
 registered when lazytrain is imported, so that composing the config from Python needs no script.
-Resolving a config only computes values: nothing here touches the disk."""
+Resolving a config only computes values: nothing here writes to the disk."""
 
 from __future__ import annotations
 
@@ -14,8 +14,36 @@ from lazytrain.config_keys import run_name_patterns
 
 
 def _if(cond: object, then: object, otherwise: object) -> object:
-    """``resume=<dir>`` runs in <dir>, writing its .hydra/ under a new name."""
+    """``resume=<dir>`` runs in <dir>."""
     return then if cond else otherwise
+
+
+_job_files: dict[tuple[str, str], str] = {}  # one answer per job: ${now:} ticks on
+
+
+def job_files(resume: object, output_dir: str, now: str) -> str:
+    """conf/hydra/default.yaml's ``output_subdir``: where Hydra saves a job's config, relative to
+    its directory. ``.hydra`` for a new run; beside the run's own for one that continues in
+    place (``resume=``, or a continued sweep's interrupted job): ``.hydra/resumed-<time>``; for
+    a continued sweep's finished job, which is skipped: ``.hydra/continued-<time>``, with the
+    job's log in it (:func:`job_log`), so that nothing of the finished run is touched."""
+    from lazytrain.run_dir import FINISHED, INTERRUPTED, NEW, run_state
+
+    key = (str(resume), output_dir)
+    if key not in _job_files:
+        state = INTERRUPTED if resume else run_state(output_dir)
+        subdirs = {NEW: ".hydra", FINISHED: f".hydra/continued-{now}"}
+        _job_files[key] = subdirs.get(state, f".hydra/resumed-{now}")  # interrupted, unsaved
+    return _job_files[key]
+
+
+def job_log(output_dir: str, subdir: str | None, name: str) -> str:
+    """The job's log file: ``<run dir>/train.log`` (a resume appends to it), or beside the
+    config Hydra saved for a skipped finished job. (DDP's ranks >= 1 save no config:
+    ``hydra.output_subdir=null``.)"""
+    if subdir and Path(subdir).name.startswith("continued-"):
+        return str(Path(output_dir, subdir, f"{name}.log"))
+    return str(Path(output_dir, f"{name}.log"))
 
 
 def _sqlite(path: str) -> str:
@@ -50,3 +78,5 @@ OmegaConf.register_new_resolver("lazytrain.if", _if, replace=True)
 OmegaConf.register_new_resolver("lazytrain.run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("lazytrain.not_in_run_names", run_name_patterns, replace=True)
 OmegaConf.register_new_resolver("lazytrain.sqlite", _sqlite, replace=True)
+OmegaConf.register_new_resolver("lazytrain.job_files", job_files, replace=True)
+OmegaConf.register_new_resolver("lazytrain.job_log", job_log, replace=True)

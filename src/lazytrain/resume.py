@@ -19,7 +19,8 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.checkpoints import CheckpointError, read_checkpoint
-from lazytrain.config_keys import RESUME_MAY_ADD, covers
+from lazytrain.config_keys import LENGTH, RESUME_MAY_ADD, covers
+from lazytrain.run_dir import FINISHED, NEW, UNSAVED, read_result, run_state
 from lazytrain.trust import check_targets
 
 log = logging.getLogger(__name__)
@@ -136,5 +137,48 @@ def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str])
     run_cfg.trusted_targets = cfg.get("trusted_targets") or []  # the command's, not the file's
     for stale in path.parent.glob(".*.tmp*"):  # half-written by a process that was killed
         stale.unlink(missing_ok=True)
-    log.info("resuming %s from %s (step %d)", run_dir, path, checkpoint.get("global_step", 0))
     return Start(run_cfg, dict(record["choices"]), str(path), checkpoint)
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """What a sweep job does with what its directory already holds (:func:`continue_in_place`):
+    return a finished run's ``recorded`` metric, continue it (``cfg.resume`` set), or
+    ``restart`` a run stopped before its first checkpoint (its events purged from step 0)."""
+
+    recorded: float | None = None
+    restart: bool = False
+
+
+def continue_in_place(
+    cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str]
+) -> Continuation:
+    """A sweep job whose directory already holds its run (the sweep was interrupted, and the
+    same command runs again). A finished run: its recorded metric, nothing trained or written.
+    An interrupted run: ``cfg.resume`` set to it, so the job continues it exactly as
+    ``resume=`` does. The command is checked against the run first (:func:`start`: what it
+    would change is refused in one line). A run stopped before its first checkpoint starts
+    again; a new job is just that."""
+    run_dir = Path(cfg.output_dir)
+    state = run_state(run_dir)
+    if state == UNSAVED:
+        log.info("%s stopped before its first checkpoint: training it from the start", run_dir)
+        return Continuation(restart=True)
+    if state == NEW:
+        return Continuation()
+    cfg.resume = str(run_dir)
+    begin = start(cfg, choices, overrides)
+    result = read_result(run_dir) if state == FINISHED else None
+    if result is not None:
+        length = {key: OmegaConf.select(begin.cfg, key) for key in LENGTH}
+        if (
+            result.get("optimized_metric") == cfg.optimized_metric
+            and result.get("length") == length
+        ):
+            cfg.resume = None
+            log.info(
+                "%s finished earlier (%s %.4f): skipped, its files left as they are",
+                run_dir, cfg.optimized_metric, result["value"],
+            )  # fmt: skip
+            return Continuation(recorded=float(result["value"]))
+    return Continuation()

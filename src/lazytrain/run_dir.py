@@ -9,6 +9,7 @@ directory when the sweeper opens a SQLite study there before Hydra would create 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from fnmatch import fnmatchcase
@@ -23,9 +24,42 @@ class RunExistsError(ValueError):
     """The output directory already holds a run that this one would mix into or overwrite."""
 
 
+RESULT = "result.json"  # written last by a run that finished: its metrics, and how long it ran
+NEW, INTERRUPTED, UNSAVED, FINISHED = "new", "interrupted", "unsaved", "finished"
+
+
 def holds_run(directory: Path) -> bool:
     """A directory holds a run once it has TensorBoard events or checkpoints."""
+    directory = Path(directory)
     return any(directory.glob("events.out.tfevents.*")) or (directory / "checkpoints").exists()
+
+
+def run_state(directory: str | Path) -> str:
+    """``new`` (nothing trained there yet), ``finished`` (its ``result.json`` was written),
+    ``interrupted`` (it has a ``last.ckpt`` to continue from) or ``unsaved`` (it was stopped
+    before its first checkpoint: some events, nothing to continue from)."""
+    directory = Path(directory)
+    if not holds_run(directory):
+        return NEW
+    if (directory / RESULT).is_file():
+        return FINISHED
+    return INTERRUPTED if (directory / "checkpoints" / "last.ckpt").is_file() else UNSAVED
+
+
+def read_result(directory: str | Path) -> dict[str, Any] | None:
+    try:
+        result = json.loads((Path(directory) / RESULT).read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def write_result(directory: str | Path, result: dict[str, Any]) -> None:
+    """The run's last write: after it, a continued sweep skips the run and returns its metric."""
+    from lazytrain.checkpoints import atomic_write  # (imports Lightning: not at Hydra's start)
+
+    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
+    atomic_write(Path(directory) / RESULT, lambda f: f.write(text.encode()))
 
 
 def check_new_run(directory: Path) -> None:
@@ -35,6 +69,10 @@ def check_new_run(directory: Path) -> None:
             f"{directory} already holds a run; its events and checkpoints are left as they are. "
             f"Continue it with resume={directory}, or choose another hydra.run.dir / hydra.sweep.dir"
         )
+
+
+def _ddp_child() -> bool:
+    return any(os.environ.get(v, "0") != "0" for v in ("LOCAL_RANK", "RANK", "NODE_RANK"))
 
 
 def unwritable(directory: Path) -> str | None:
@@ -62,7 +100,15 @@ class CheckRunDir(Callback):
     be written and a ``resume=`` that names no run."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config, Path(config.hydra.run.dir), "hydra.run.dir")
+        run_dir = Path(config.hydra.run.dir)
+        self._check(config, run_dir, "hydra.run.dir")
+        # Before Hydra writes .hydra/ and train.log there: the run's own files stay as they were.
+        # DDP's ranks >= 1 are started into rank 0's run directory (job.point_ddp_children_...).
+        if not config.get("resume") and not _ddp_child():
+            try:
+                check_new_run(run_dir)
+            except RunExistsError as err:
+                _refuse(f"RunExistsError: {err}")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config, Path(config.hydra.sweep.dir), "hydra.sweep.dir")

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -21,13 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.averaging import EMA
 from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
+from lazytrain.config_keys import LENGTH
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
 from lazytrain.dry_run import count_parameters
 from lazytrain.lineage import Lineage, labels
 from lazytrain.module import LazyClassifier
 from lazytrain.resume import RunConfig, start
-from lazytrain.run_dir import check_new_run
+from lazytrain.run_dir import check_new_run, write_result
 from lazytrain.tracking import experiment_hparams, hardware, log_hparams, tensorboard_writer
 
 log = logging.getLogger(__name__)
@@ -38,13 +40,19 @@ def train(
     choices: Mapping[str, str] | None = None,
     overrides: Sequence[str] = (),
     callbacks: Sequence[L.Callback] = (),
+    restart: bool = False,
 ) -> float:
     """Train and test one configuration; return ``cfg.optimized_metric`` (its best epoch).
 
     ``choices`` are the config-group choices (``model: lazy_cnn``) and ``overrides`` the command
-    line's, for the HPARAMS row and for ``resume=``; ``callbacks`` are added to the config's."""
+    line's, for the HPARAMS row and for ``resume=``; ``callbacks`` are added to the config's.
+    ``restart``: the run directory holds a run stopped before its first checkpoint (a continued
+    sweep's job), trained again from the start, its old events purged in TensorBoard."""
     begin = start(cfg, choices or {}, overrides)  # with resume=<dir>: the run's own configuration
     cfg = begin.cfg
+    if cfg.get("resume"):
+        step = begin.checkpoint.get("global_step", 0)
+        log.info("resuming %s from %s (step %d)", cfg.resume, begin.ckpt_path, step)
     tags, notes = labels(cfg.get("tags"), cfg.get("notes"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = model_and_data(cfg)
@@ -53,10 +61,12 @@ def train(
 
     output_dir = Path(cfg.output_dir)
     # Ranks >= 1 of a DDP job join the run rank 0 is writing; only rank 0 checks.
-    if not cfg.get("resume") and rank_zero_only.rank == 0:
+    if not cfg.get("resume") and not restart and rank_zero_only.rank == 0:
         check_new_run(output_dir)
     # Continuing: TensorBoard drops what an interrupted process logged past the checkpoint.
     purge = {"purge_step": begin.checkpoint["global_step"] + 1} if cfg.get("resume") else {}
+    if restart:
+        purge = {"purge_step": 0}
     logger = instantiate(cfg.logger, **purge) if cfg.get("logger") else False
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -64,7 +74,7 @@ def train(
         callbacks=[
             *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c),
             RunConfig(cfg, begin.choices),
-            Lineage(output_dir, tags, notes, resumed=bool(cfg.get("resume"))),
+            Lineage(output_dir, tags, notes, resumed=bool(cfg.get("resume")) or restart),
             *([EMA(cfg.ema_decay)] if cfg.get("ema_decay") else []),
             *callbacks,
         ],
@@ -92,7 +102,21 @@ def train(
         log.info("final metrics: %s (outputs in %s)", final, output_dir)
     if best and checkpoint.monitor == cfg.optimized_metric:  # sweepers optimize the best epoch
         final[cfg.optimized_metric] = best_score(checkpoint)
-    return final.get(cfg.optimized_metric, float("nan"))
+    value = final.get(cfg.optimized_metric, float("nan"))
+    if trainer.global_rank == 0:
+        write_result(output_dir, finished_result(cfg, value, final))
+    return value
+
+
+def finished_result(cfg: DictConfig, value: float, final: Mapping[str, float]) -> dict[str, Any]:
+    """``result.json``: what a continued sweep returns for this run instead of training it again,
+    as long as it asks for the same length (longer: the run is resumed and extended)."""
+    return {
+        "optimized_metric": cfg.optimized_metric,
+        "value": value,
+        "metrics": dict(final),
+        "length": {key: OmegaConf.select(cfg, key) for key in LENGTH},
+    }
 
 
 def model_and_data(cfg: DictConfig) -> tuple[LazyClassifier, ImageDataModule]:

@@ -1,0 +1,90 @@
+"""A killed sweep continues in place with the same command: finished jobs are skipped with their
+files untouched and their metric returned, the interrupted job resumes exactly, the jobs that
+never started run — and the sweep ends with the results of one that was never interrupted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from .helpers import run_script, synthetic
+
+SEEDS = (0, 1, 2)
+# 3 epochs of 4 batches: 12 steps a job; a checkpoint at each epoch's end
+SHORT = ["trainer.max_epochs=3", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2"]
+FAULT = "+callbacks.fault._target_=tests.faults.SignalAt"
+
+
+def sweep(cwd: Path, sweep_dir: Path, synthetic_dir: Path, *extra: str, code: int = 0):
+    proc = run_script(
+        "train.py", "-m", *synthetic(cwd, synthetic_dir), *SHORT,
+        f"seed={','.join(map(str, SEEDS))}", "trusted_targets=[tests.faults]",
+        f"hydra.sweep.dir={sweep_dir}", *extra, cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def job(sweep_dir: Path, seed: int) -> Path:
+    (found,) = [p for p in sweep_dir.iterdir() if p.name.endswith(f"seed={seed}")]
+    return found
+
+
+def results(sweep_dir: Path) -> dict[int, dict[str, float]]:
+    """Each job's final metrics, less its wall time."""
+    out = {}
+    for seed in SEEDS:
+        metrics = json.loads((job(sweep_dir, seed) / "result.json").read_text())["metrics"]
+        out[seed] = {k: v for k, v in metrics.items() if not k.startswith("time/")}
+    return out
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, synthetic_dir) -> dict[int, dict[str, float]]:
+    cwd = tmp_path_factory.mktemp("straight")
+    sweep(cwd, cwd / "S", synthetic_dir)
+    return results(cwd / "S")
+
+
+@pytest.mark.parametrize(
+    ("sig", "step", "state"),
+    [("SIGKILL", 6, "resumed"), ("SIGTERM", 7, "resumed"), ("SIGKILL", 2, "unsaved")],
+)  # fmt: skip
+def test_a_killed_sweep_continues_in_place_to_the_same_results(
+    straight, tmp_path, synthetic_dir, sig, step, state
+):
+    """Stopped in job 2 (seed 1): after its first checkpoint (mid-epoch 2) or before it."""
+    fault = [FAULT, f"+callbacks.fault.step={step}", f"+callbacks.fault.signal={sig}",
+             "+callbacks.fault.seed=1"]  # fmt: skip
+    code = -signal.SIGKILL if sig == "SIGKILL" else 128 + signal.SIGTERM
+    S = tmp_path / "S"
+    sweep(tmp_path, S, synthetic_dir, *fault, code=code)
+    first = snapshot(job(S, 0))
+    assert (job(S, 0) / "result.json").is_file() and not (job(S, 1) / "result.json").exists()
+    assert not any(p.name.endswith("seed=2") for p in S.iterdir())  # never started
+
+    proc = sweep(tmp_path, S, synthetic_dir)  # the same command again (less the fault)
+    out = proc.stdout + proc.stderr
+    assert f"{job(S, 0)} finished earlier (val/acc " in out and "skipped" in out
+    assert snapshot(job(S, 0)) == {
+        **first,
+        **{k: v for k, v in snapshot(job(S, 0)).items() if k.startswith(".hydra/cont")},
+    }  # its files untouched; what Hydra saved of this command lies in .hydra/continued-<time>/
+    if state == "resumed":
+        assert f"resuming {job(S, 1)} from " in out
+    else:
+        assert f"{job(S, 1)} stopped before its first checkpoint" in out
+    assert results(S) == straight
+    assert "Traceback" not in out
