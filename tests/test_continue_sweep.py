@@ -88,3 +88,46 @@ def test_a_killed_sweep_continues_in_place_to_the_same_results(
         assert f"{job(S, 1)} stopped before its first checkpoint" in out
     assert results(S) == straight
     assert "Traceback" not in out
+
+
+def test_a_failed_job_is_one_line_at_the_sweeps_end_and_the_others_finish(tmp_path, synthetic_dir):
+    data = [o for o in synthetic(tmp_path, synthetic_dir) if not o.startswith("data.val_size")]
+    proc = run_script(
+        "train.py", "-m", *data, *SHORT, "data.val_size=0.1,2.0",
+        f"hydra.sweep.dir={tmp_path / 'S'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    bad = tmp_path / "S" / "data.batch_size=64,data.val_size=2.0"
+    assert proc.stderr.splitlines()[-2:] == [
+        "error: 1 of the sweep's jobs did not finish:",
+        f"error: {bad}: DataError: data.val_size=2.0 holds out 1280 of 640 training images: give "
+        "between 1 and 639 images, or a fraction such as 0.1",
+    ]
+    assert (tmp_path / "S" / "data.batch_size=64,data.val_size=0.1" / "result.json").is_file()
+    assert not (bad / "result.json").exists()
+
+
+def test_a_continued_sweep_that_would_change_its_runs_refuses_each_in_one_line(
+    tmp_path, synthetic_dir
+):
+    S = tmp_path / "S"
+    sweep(tmp_path, S, synthetic_dir)
+    kept = snapshot(S)
+    proc = sweep(tmp_path, S, synthetic_dir, "data.eval_batch_size=64", code=1)
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors[0] == "error: 3 of the sweep's jobs did not finish:"
+    for seed, line in zip(SEEDS, errors[1:], strict=True):
+        assert line.startswith(f"error: {job(S, seed)}: ResumeError: this command changes the run")
+        assert "data.eval_batch_size (" in line and "in the run)" in line
+
+    # nothing of the runs changed: Hydra's copy of the refused command and the job's log of the
+    # refusal lie in .hydra/continued-<time>/; the sweep's own files are the sweep's
+    def runs(snap: dict[str, str]) -> dict[str, str]:
+        sweep_files = ("multirun.yaml", "failed_jobs.jsonl")
+        return {
+            k: v for k, v in snap.items() if "/.hydra/continued-" not in k and k not in sweep_files
+        }
+
+    assert runs(snapshot(S)) == runs(kept)

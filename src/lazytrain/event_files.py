@@ -9,6 +9,8 @@ compare.py starts in a fraction of a second; ``tests/test_compat.py`` checks the
 
 from __future__ import annotations
 
+import logging
+
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
 
@@ -27,8 +29,16 @@ def fast_checksums() -> bool:
 
 
 def read_events(run_dir: str, size_guidance: dict[str, int]) -> EventAccumulator:
-    """The run's events as TensorBoard reads them (in order, a resume's purge applied)."""
+    """The run's events as TensorBoard reads them (in order, a resume's purge applied), without
+    its warnings about what a reader of scalars does not look at (runs resumed before lazytrain
+    logged the graph once per run hold two)."""
     fast_checksums()
     accumulator = EventAccumulator(run_dir, size_guidance=size_guidance)
-    accumulator.Reload()
+    quiet = logging.getLogger("tensorboard")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        accumulator.Reload()
+    finally:
+        quiet.setLevel(level)
     return accumulator

@@ -31,7 +31,7 @@ from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.images import DataError
 from lazytrain.lineage import LabelError
 from lazytrain.resume import Continuation, ResumeError, continue_in_place
-from lazytrain.run_dir import RunExistsError
+from lazytrain.run_dir import RunExistsError, record_failure
 from lazytrain.train import train
 from lazytrain.trust import UntrustedTargetError
 
@@ -55,8 +55,8 @@ USER_ERRORS = (
 def main(cfg: DictConfig) -> float:
     """One job of ``scripts/train.py``: train ``cfg`` and return the metric sweepers optimize.
 
-    A user error is logged (console and ``train.log``) and exits with status 1; in a multirun it
-    is re-raised so Hydra records the job as failed and goes on with the next one."""
+    A user error is logged (console and ``train.log``) and exits with status 1; in a multirun
+    the sweep goes on with its next job and exits 1 at its end, naming each failed job."""
     progress.start_job_clock()
     console.quiet()
     no_gpu_probe_per_step()
@@ -76,9 +76,14 @@ def main(cfg: DictConfig) -> float:
         sys.exit(128 + signal.SIGTERM)
     except USER_ERRORS as err:
         log.error("%s: %s", type(err).__name__, err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        sys.exit(1)
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            sys.exit(1)
+        # The sweep goes on with its other jobs and exits 1 at its end, listing this one
+        # (run_dir.CheckRunDir.on_multirun_end); its sweeper sees a failed trial.
+        if rank_zero_only.rank == 0:
+            record_failure(hydra_cfg.sweep.dir, cfg.output_dir, f"{type(err).__name__}: {err}")
+        return float("nan")
 
 
 def no_gpu_probe_per_step() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,26 @@ def read_result(directory: str | Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return result if isinstance(result, dict) else None
+
+
+FAILED_JOBS = "failed_jobs.jsonl"  # in a sweep's directory: one line per job refused or failed
+
+
+def record_failure(sweep_dir: str | Path, job_dir: str | Path, message: str) -> None:
+    """Note a sweep job's one-line failure for :meth:`CheckRunDir.on_multirun_end` (appended:
+    jobs in other processes, of a parallel or SLURM launcher, write their own lines)."""
+    line = json.dumps({"time": time.time(), "job": str(job_dir), "error": message}) + "\n"
+    with open(Path(sweep_dir) / FAILED_JOBS, "a") as f:
+        f.write(line)
+
+
+def failures_since(sweep_dir: str | Path, start: float) -> list[dict[str, Any]]:
+    try:
+        lines = (Path(sweep_dir) / FAILED_JOBS).read_text().splitlines()
+    except OSError:
+        return []
+    records = [json.loads(line) for line in lines if line.strip()]
+    return [r for r in records if r.get("time", 0) >= start]
 
 
 def write_result(directory: str | Path, result: dict[str, Any]) -> None:
@@ -111,6 +132,7 @@ class CheckRunDir(Callback):
                 _refuse(f"RunExistsError: {err}")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._started = time.time()
         self._check(config, Path(config.hydra.sweep.dir), "hydra.sweep.dir")
         hidden = swept_but_unnamed(config)
         if hidden:
@@ -124,6 +146,16 @@ class CheckRunDir(Callback):
         storage = str(config.hydra.sweeper.get("storage") or "")
         if storage.startswith("sqlite:///"):
             Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """The sweep ran every job it could; those refused or failed are one line each, and the
+        command exits 1 (not with the traceback Hydra prints for the first failed job)."""
+        failed = failures_since(config.hydra.sweep.dir, getattr(self, "_started", 0.0))
+        if failed:
+            lines = [f"error: {len(failed)} of the sweep's jobs did not finish:"]
+            lines += [f"error: {r['job']}: {r['error']}" for r in failed]
+            print("\n".join(lines), file=sys.stderr)
+            sys.exit(1)
 
     def _check(self, config: DictConfig, directory: Path, key: str) -> None:
         resume = config.get("resume")

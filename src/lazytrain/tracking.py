@@ -138,9 +138,10 @@ class TensorBoardTracking(L.Callback):
         report = getattr(pl_module, "shape_report", None)
         if writer is None:
             return
-        if report is not None and trainer.global_step == 0:
-            writer.add_text(SHAPES_TAG, report.markdown(), 0)
-        log_graph(writer, pl_module)
+        if trainer.global_step == 0:  # once per run: a resumed one has them already
+            if report is not None:
+                writer.add_text(SHAPES_TAG, report.markdown(), 0)
+            log_graph(writer, pl_module)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Runs after the sanity check and before the first optimizer step: the weights are
