@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from .helpers import run_script, synthetic
 
@@ -51,6 +52,15 @@ def snapshot(directory: Path) -> dict[str, str]:
     }
 
 
+def graphs(run_dir: Path) -> int:
+    """Model graphs in a run's event files (TensorBoard warns about, and keeps one of, several)."""
+    return sum(
+        event.HasField("graph_def")
+        for path in sorted(run_dir.glob("events.out.tfevents.*"))
+        for event in EventFileLoader(str(path)).Load()
+    )
+
+
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory, synthetic_dir) -> dict[int, dict[str, float]]:
     cwd = tmp_path_factory.mktemp("straight")
@@ -84,6 +94,7 @@ def test_a_killed_sweep_continues_in_place_to_the_same_results(
     }  # its files untouched; what Hydra saved of this command lies in .hydra/continued-<time>/
     if state == "resumed":
         assert f"resuming {job(S, 1)} from " in out
+        assert graphs(job(S, 1)) == 1  # the model graph once per run, not once per process
     else:
         assert f"{job(S, 1)} stopped before its first checkpoint" in out
     assert results(S) == straight

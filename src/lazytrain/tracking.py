@@ -11,6 +11,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -138,7 +139,9 @@ class TensorBoardTracking(L.Callback):
         report = getattr(pl_module, "shape_report", None)
         if writer is None:
             return
-        if trainer.global_step == 0:  # once per run: a resumed one has them already
+        # Once per run: a resumed one has them in an earlier process's event file (at this hook
+        # the checkpoint's step is not restored yet, so global_step cannot tell).
+        if len(list(Path(writer.log_dir).glob("events.out.tfevents.*"))) <= 1:
             if report is not None:
                 writer.add_text(SHAPES_TAG, report.markdown(), 0)
             log_graph(writer, pl_module)
