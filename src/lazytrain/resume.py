@@ -156,8 +156,8 @@ def continue_in_place(
     """A sweep job whose directory already holds its run (the sweep was interrupted, and the
     same command runs again). A finished run: its recorded metric, nothing trained or written.
     An interrupted run: ``cfg.resume`` set to it, so the job continues it exactly as
-    ``resume=`` does. The command is checked against the run first (:func:`start`: what it
-    would change is refused in one line). A run stopped before its first checkpoint starts
+    ``resume=`` does. Either way the command is checked against the run (:func:`start`: what
+    it would change is refused in one line), once. A run stopped before its first checkpoint starts
     again; a new job is just that."""
     run_dir = Path(cfg.output_dir)
     state = run_state(run_dir)
@@ -167,10 +167,9 @@ def continue_in_place(
     if state == NEW:
         return Continuation()
     cfg.resume = str(run_dir)
-    begin = start(cfg, choices, overrides)
     result = read_result(run_dir) if state == FINISHED else None
-    if result is not None:
-        length = {key: OmegaConf.select(begin.cfg, key) for key in LENGTH}
+    if result is not None:  # checked here; an interrupted run is checked by train's own start()
+        length = {key: OmegaConf.select(start(cfg, choices, overrides).cfg, key) for key in LENGTH}
         if (
             result.get("optimized_metric") == cfg.optimized_metric
             and result.get("length") == length
