@@ -131,7 +131,10 @@ def point_ddp_children_at_this_run(resume: str | None) -> None:
     hydra_cfg = HydraConfig.get()
     with read_write(hydra_cfg.run):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, *([f"resume={resume}"] if resume else [])]
+    overrides = list(hydra_cfg.overrides.task)
+    if resume and not any(o.startswith("resume=") for o in overrides):  # a continued sweep's job
+        overrides.append(f"resume={resume}")
+    sys.argv = [sys.argv[0], *overrides]
 
 
 def announce_run(cfg: DictConfig) -> None:

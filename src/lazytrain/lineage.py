@@ -131,6 +131,7 @@ def collect(trainer: L.Trainer, tags: Sequence[str], notes: str) -> dict[str, An
 def markdown(record: dict[str, Any]) -> str:
     """The record as a two-column table, for TensorBoard's TEXT tab."""
     rows = [
+        ("started", record["started"]),
         ("commit", code_label(record) or "(not a git checkout)"),
         ("command", f"`{record['command']}`"),
         ("host", f"{record['host']} ({record['hardware']})"),
@@ -139,14 +140,14 @@ def markdown(record: dict[str, Any]) -> str:
     if "data" in record:
         rows.append(("data", f"{record['data']['source']} (sha256 {record['data']['digest']})"))
     rows += [("tags", ", ".join(record["tags"]) or "–"), ("notes", record["notes"] or "–")]
-    lines = ["| | |", "|---|---|"]
-    lines += [f"| {key} | {str(value).replace('|', '/')} |" for key, value in rows]
-    return "\n".join(lines)
+    cells = [f"| {key} | {str(value).replace('|', '/')} |" for key, value in rows]
+    return "\n".join([cells[0], "|---|---|", *cells[1:]])  # the start time as the header row
 
 
 class Lineage(L.Callback):
     """Writes the run's lineage when fit starts: a fresh ``lineage.json`` for a new run, the
-    resumed process's record appended for a resume; its table as TensorBoard text."""
+    resumed process's record appended for a resume; its table as TensorBoard text when training
+    starts, at the step it starts from."""
 
     def __init__(self, run_dir: str | Path, tags: Sequence[str], notes: str, resumed: bool) -> None:
         self.run_dir, self.tags, self.notes, self.resumed = Path(run_dir), tags, notes, resumed
@@ -162,6 +163,11 @@ class Lineage(L.Callback):
             lineage = record
         text = json.dumps(lineage, indent=2) + "\n"
         atomic_write(self.run_dir / FILE, lambda f: f.write(text.encode()))
+        self.record = record
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Here a resumed run's step is restored (not yet at on_fit_start): each process's table
+        # lands at the step it started from, and a resume's does not replace the first one's.
         writer = tensorboard_writer(trainer)
-        if writer is not None:
-            writer.add_text(TEXT_TAG, markdown(record), trainer.global_step)
+        if writer is not None and getattr(self, "record", None) is not None:
+            writer.add_text(TEXT_TAG, markdown(self.record), trainer.global_step)
