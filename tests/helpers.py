@@ -243,8 +243,6 @@ class Events:
     histogram_steps: dict[str, list[int]]
     texts: dict[str, str]
     hparams: dict[str, object]
-    hparam_metrics: list[str]
-    hparam_names: list[str]  # in the experiment summary's order: TensorBoard's column order
 
 
 def read_events(run_dir: Path) -> Events:
@@ -260,8 +258,6 @@ def read_events(run_dir: Path) -> Events:
         if t.endswith("/text_summary")
     }
     hparams: dict[str, object] = {}
-    metrics: list[str] = []
-    names: list[str] = []
     try:
         hparam_contents = ea.PluginTagToContent("hparams")
     except KeyError:  # an interrupted run has no hparams summary yet
@@ -271,7 +267,4 @@ def read_events(run_dir: Path) -> Events:
         if tag.endswith("session_start_info"):
             for key, value in data.session_start_info.hparams.items():
                 hparams[key] = getattr(value, value.WhichOneof("kind"))
-        if tag.endswith("experiment"):
-            metrics = [m.name.tag for m in data.experiment.metric_infos]
-            names = [h.name for h in data.experiment.hparam_infos]
-    return Events(scalars, histograms, texts, hparams, metrics, names)
+    return Events(scalars, histograms, texts, hparams)

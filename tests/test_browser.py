@@ -28,6 +28,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 RUNS = ["model=lazy_cnn", "model=lazy_mlp"]
+# TensorBoard's run list: the two runs and ".", the sweep's HPARAMS table (lazytrain/hparams_table.py)
+LISTED = sorted([".", *RUNS])
 # The HPARAMS columns TensorBoard shows by default (lazytrain.tracking.SHOWN_FIRST, by name).
 HPARAMS_SHOWN = ["hardware", "init", "model", "optimizer.lr", "seed"]
 
@@ -76,11 +78,11 @@ def tensorboard(logdir, tmp_path_factory) -> Iterator[str]:
         url = serving.group(1)
         while True:
             try:
-                if sorted(get_json(f"{url}/data/runs")) == RUNS:
+                if sorted(get_json(f"{url}/data/runs")) == LISTED:
                     break
             except OSError:
                 pass  # not answering yet
-            waiting(f"runs {RUNS} not loaded by {url}")
+            waiting(f"runs {LISTED} not loaded by {url}")
         yield url
     finally:
         os.kill(server.pid, signal.SIGTERM)
@@ -92,7 +94,7 @@ def tensorboard(logdir, tmp_path_factory) -> Iterator[str]:
 
 
 def test_data_api_serves_runs_scalars_and_hparams(tensorboard):
-    assert sorted(get_json(f"{tensorboard}/data/runs")) == RUNS
+    assert sorted(get_json(f"{tensorboard}/data/runs")) == LISTED
     for run in RUNS:
         query = urllib.parse.urlencode({"run": run, "tag": "val/acc"})
         points = get_json(f"{tensorboard}/data/plugin/scalars/scalars?{query}")
@@ -108,6 +110,10 @@ def test_data_api_serves_runs_scalars_and_hparams(tensorboard):
         "sliceSize": 100,
         "includeMetrics": True,
     }
+    # the columns of both model families, whichever run TensorBoard read first
+    experiment = get_json(f"{tensorboard}/data/plugin/hparams/experiment", {"experimentName": ""})
+    columns = {info["name"] for info in experiment["hparamInfos"]}
+    assert {"model.hidden", "model.channels", "model.kernel_size", "params"} <= columns
     reply = get_json(f"{tensorboard}/data/plugin/hparams/session_groups", request)
     groups = {g["name"]: g for g in reply["sessionGroups"]}
     assert sorted(groups) == RUNS
@@ -158,6 +164,8 @@ def test_tabs_in_a_browser(tensorboard, page, tmp_path):
         "Trial ID", "Show Metrics", *HPARAMS_SHOWN,
         "test/acc", "test/loss", "time/run_seconds", "val/acc", "val/loss",
     ]  # fmt: skip
+    for column in ("model.hidden", "model.channels"):  # both families', in the columns to tick
+        page.get_by_text(column, exact=True).first.wait_for(timeout=10_000)
     cells = {t.strip() for t in table.locator(".table-cell").all_inner_texts()}
     cores = len(os.sched_getaffinity(0))
     assert {*RUNS, "lazy_cnn", "lazy_mlp", "xavier", f"CPU, {cores} cores"} <= cells

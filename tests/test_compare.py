@@ -74,7 +74,7 @@ def fake_run(
             writer.add_scalar("time/run_seconds", 1.5 * len(val) + 5.5, 10 * len(val))
             model = next((o.split("=")[1] for o in overrides or [] if o.startswith("model=")), None)
             row = {"params": params, "hardware": hardware} | ({"model": model} if model else {})
-            log_hparams(writer, row, {"test/acc": test})
+            log_hparams(writer, row, {"test/acc": test}, root)
     return run_dir
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import api_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-from lazytrain import tracking
+from lazytrain import hparams_table, tracking
+from lazytrain.hparams_table import LOCK_FILE, TABLE_FILE
 from lazytrain.module import LazyClassifier
 
 from .helpers import WITH_INIT, read_events
@@ -28,18 +31,79 @@ def accumulator(run_dir: Path) -> EventAccumulator:
     return ea
 
 
+def table_columns(directory: Path):
+    """The project table's experiment, sorted as TensorBoard sorts it for the HPARAMS tab."""
+    from tensorboard.plugins.hparams import backend_context
+
+    experiment = hparams_table.columns(hparams_table.read_table(directory / TABLE_FILE)).experiment
+    backend_context._sort_and_reduce_to_hparams_limit(experiment)
+    return experiment
+
+
 def test_hparams_default_columns_are_the_ones_people_compare(mlp_run):
     """TensorBoard sorts the HPARAMS columns by `differs`, then by name, and shows the first
-    five: run its own sort on what the run wrote."""
-    from tensorboard.plugins.hparams import backend_context, metadata
+    five: run its own sort on the table the run joined (beside it: the run lies outside the
+    project's outputs/). The run itself holds its values, not columns that could hide others."""
+    from tensorboard.plugins.hparams import metadata
 
-    run_dir = mlp_run
-    ea = accumulator(run_dir)
-    content = ea.PluginTagToContent("hparams")[metadata.EXPERIMENT_TAG]
-    experiment = metadata.parse_experiment_plugin_data(content)
-    backend_context._sort_and_reduce_to_hparams_limit(experiment)
+    experiment = table_columns(mlp_run.parent)
     shown = [info.name for info in experiment.hparam_infos][:5]
     assert shown == ["hardware", "init", "model", "optimizer.lr", "seed"]
+    assert {"model.hidden", "params", "optimizer.weight_decay"} <= {
+        info.name for info in experiment.hparam_infos
+    }
+    tags = accumulator(mlp_run).PluginTagToContent("hparams")
+    assert metadata.EXPERIMENT_TAG not in tags and metadata.SESSION_START_INFO_TAG in tags
+
+
+def run_with(directory: Path, row: dict, metrics: dict) -> None:
+    with SummaryWriter(directory / "run") as writer:
+        tracking.log_hparams(writer, row, metrics, directory)
+
+
+def test_table_is_the_union_of_every_runs_columns(tmp_path):
+    """A CNN's columns join an MLP's (and metrics only one run logged): none is dropped, a
+    column keeps the type it was first written with, and a rerun adds nothing twice."""
+    run_with(tmp_path, {"model": "lazy_mlp", "model.hidden": "[256]"}, {"val/acc": 0.8})
+    run_with(tmp_path, {"model": "lazy_cnn", "model.channels": "[6, 16]"}, {"test/acc": 0.7})
+    run_with(tmp_path, {"model": "lazy_cnn", "model.hidden": 3}, {"val/acc": 0.9})
+    experiment = table_columns(tmp_path)
+    infos = {info.name: info.type for info in experiment.hparam_infos}
+    assert sorted(infos) == ["model", "model.channels", "model.hidden"]
+    assert infos["model.hidden"] == api_pb2.DATA_TYPE_STRING
+    assert sorted(m.name.tag for m in experiment.metric_infos) == ["test/acc", "val/acc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([LOCK_FILE, "run", TABLE_FILE])
+
+
+def add_one_column(directory: Path, index: int) -> None:
+    run_with(directory / f"job{index}", {f"key{index}": index}, {"val/acc": 0.5})
+    hparams_table.add_columns(directory, table_for({f"key{index}": index}))
+
+
+def table_for(row: dict):
+    from torch.utils.tensorboard.summary import hparams
+
+    return hparams(row, {"val/acc": 0.5})[0]
+
+
+def test_runs_that_end_at_once_lose_no_column(tmp_path):
+    """Eight processes (parallel jobs of a sweep) add their columns at the same moment."""
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        pool.starmap(add_one_column, [(tmp_path, i) for i in range(8)])
+    names = {info.name for info in table_columns(tmp_path).hparam_infos}
+    assert names == {f"key{i}" for i in range(8)}
+
+
+def test_unwritable_table_costs_a_warning_not_the_run(tmp_path, caplog):
+    (tmp_path / "table").write_text("a file where the table's directory should be")
+    hparams_table.add_columns(tmp_path / "table", table_for({"model": "lazy_mlp"}))
+    assert "HPARAMS columns not added to" in caplog.text
+
+
+def test_table_dir_is_the_project_or_beside_the_run(tmp_path):
+    project = tmp_path / "outputs"
+    assert hparams_table.table_dir(project / "multirun/S/a=1", project) == project.resolve()
+    assert hparams_table.table_dir(tmp_path / "S/a=1", project) == (tmp_path / "S").resolve()
 
 
 def test_weight_stats_at_step_zero_are_the_init(mlp_run):

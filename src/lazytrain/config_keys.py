@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 # Where a run writes, and where it finds its data (and which code it may build from there).
-RUN_PLACE = ("output_dir", "resume", "ckpt_path", "trainer.default_root_dir")
+RUN_PLACE = ("project_dir", "output_dir", "resume", "ckpt_path", "trainer.default_root_dir")
 DATA_PLACE = ("data.root", "data.search_dirs", "data.download", "data.cache_dir", "trusted_targets")
 # What ran it: the same experiment on other hardware. The ``trainer`` group's choice
 # (``trainer=gpu``, ``trainer=ddp``) is hardware too; its keys are not all (``trainer.precision``).

@@ -1,5 +1,5 @@
 """What goes to TensorBoard beyond Lightning's scalars: the shape table, weight histograms and
-statistics, the model graph and the hparams table with final metrics.
+statistics, the model graph and the run's HPARAMS row with final metrics.
 
 Everything is written into the run's own event file (not ``SummaryWriter.add_hparams``, which
 opens a sub-run per call), so one run is one row in TensorBoard, named after the run directory.
@@ -17,12 +17,12 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from lazytrain.compat import file_writer, started_experiment
 from lazytrain.config_keys import flatten, in_hparams
+from lazytrain.hparams_table import add_columns
 
 SHAPES_TAG = "parameter_shapes"
 log = logging.getLogger(__name__)
@@ -159,23 +159,12 @@ class TensorBoardTracking(L.Callback):
             log_weights(writer, pl_module, trainer.global_step, self.histograms)
 
 
-# The HPARAMS row holds what defines an experiment, in the order a person compares runs:
-# TensorBoard lists the columns in the order of the experiment summary and shows the first ones.
-LEADING = (
-    "model", "init", "optimizer", "scheduler", "experiment", "speedrun", "optimizer.lr",
-    "optimizer.weight_decay", "data.batch_size", "trainer.max_epochs", "seed",
-)  # fmt: skip
-TRAILING = ("params", "hardware")
-SHOWN_FIRST = ("model", "init", "optimizer.lr", "seed", "hardware")  # the default columns
-
-
 def experiment_hparams(
     config: Mapping[str, Any], choices: Mapping[str, str], params: int, hardware: str
 ) -> dict[str, Any]:
-    """The run's HPARAMS row: the config group choices (``model: lazy_cnn``), then the settings
-    that define the experiment (lr, weight decay, batch size, epochs, seed, then the rest by
-    name: ``model.hidden``, ``init.std``, ``label_smoothing`` ...), then the parameter count and
-    the hardware; no ``_target_``/``_partial_``, paths or plumbing."""
+    """The run's HPARAMS row, by name: the config group choices (``model: lazy_cnn``), the
+    settings that define the experiment (``optimizer.lr``, ``model.hidden``, ``seed``, ...), the
+    parameter count and the hardware; no ``_target_``/``_partial_``, paths or plumbing."""
 
     def plumbing(key: str) -> bool:
         return any(p.startswith("_") for p in key.split(".")) or not in_hparams(key)
@@ -184,9 +173,7 @@ def experiment_hparams(
     # the choices of the groups that define the experiment (trainer=ddp is hardware)
     row.update({k: v for k, v in choices.items() if not plumbing(k)})
     row.update(params=params, hardware=hardware)
-    order = [k for k in LEADING if k in row]
-    order += sorted(k for k in row if k not in LEADING and k not in TRAILING) + list(TRAILING)
-    return {k: row[k] for k in order}
+    return dict(sorted(row.items()))
 
 
 def hparam_values(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,22 +191,20 @@ def _hparam_value(value: Any) -> bool | int | float | str:
 
 
 def log_hparams(
-    writer: SummaryWriter, params: Mapping[str, Any], metrics: Mapping[str, float]
+    writer: SummaryWriter,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    table: Path,
 ) -> None:
-    """The HPARAMS row of this run: its flattened config and the final metrics.
+    """The HPARAMS row of this run (its flattened config and final metrics) into its event file,
+    and its columns into the project's table in ``table`` (:mod:`lazytrain.hparams_table`).
 
     TensorBoard reads each metric's value from the run's scalar of the same tag, so ``metrics``
     name tags that were logged as scalars (e.g. ``val/acc``); the values here only list them.
     """
     experiment, session_start, session_end = hparams_summary(hparam_values(params), dict(metrics))
-    # TensorBoard orders the columns by `differs`, then by name, and ticks the first five: mark
-    # the five a person compares first (a run alone cannot know what differs across a sweep).
-    content = experiment.value[0].metadata.plugin_data
-    data = plugin_data_pb2.HParamsPluginData.FromString(content.content)
-    for info in data.experiment.hparam_infos:
-        info.differs = info.name in SHOWN_FIRST
-    content.content = data.SerializeToString()
     events = file_writer(writer)
-    for summary in (experiment, session_start, session_end):
+    for summary in (session_start, session_end):
         events.add_summary(summary)
     writer.flush()
+    add_columns(table, experiment)

@@ -26,6 +26,7 @@ from lazytrain.config_keys import LENGTH
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
 from lazytrain.dry_run import count_parameters
+from lazytrain.hparams_table import table_dir
 from lazytrain.lineage import Lineage, labels
 from lazytrain.module import LazyClassifier
 from lazytrain.resume import RunConfig, start
@@ -87,18 +88,11 @@ def train(
     best = checkpoint.best_model_path if checkpoint is not None else ""
     tested = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     final.update({k: float(v) for k, v in tested[0].items()} if tested else {})
-    writer = tensorboard_writer(trainer)
-    if writer is not None:
-        row = experiment_hparams(
-            OmegaConf.to_container(cfg, resolve=True),
-            begin.choices,
-            count_parameters(model),
-            hardware(trainer),
-        )
-        log_hparams(writer, row, {k: final[k] for k in sorted(final)})
+    if trainer.global_rank == 0:  # the metrics are synced: every rank holds the same ones
+        record(cfg, begin.choices, model, trainer, final)
     if hasattr(logger, "close"):
         logger.close()
-    if trainer.global_rank == 0:  # the metrics are synced: every rank holds the same ones
+    if trainer.global_rank == 0:
         log.info("final metrics: %s (outputs in %s)", final, output_dir)
     if best and checkpoint.monitor == cfg.optimized_metric:  # sweepers optimize the best epoch
         final[cfg.optimized_metric] = best_score(checkpoint)
@@ -106,6 +100,25 @@ def train(
     if trainer.global_rank == 0:
         write_result(output_dir, finished_result(cfg, value, final))
     return value
+
+
+def record(
+    cfg: DictConfig,
+    choices: Mapping[str, str],
+    model: LazyClassifier,
+    trainer: L.Trainer,
+    final: Mapping[str, float],
+) -> None:
+    """The run's HPARAMS row, with its final metrics, into TensorBoard and the project's table."""
+    row = experiment_hparams(
+        OmegaConf.to_container(cfg, resolve=True),
+        choices,
+        count_parameters(model),
+        hardware(trainer),
+    )
+    if (writer := tensorboard_writer(trainer)) is not None:
+        table = table_dir(Path(cfg.output_dir), Path(cfg.project_dir))
+        log_hparams(writer, row, {k: final[k] for k in sorted(final)}, table)
 
 
 def finished_result(cfg: DictConfig, value: float, final: Mapping[str, float]) -> dict[str, Any]:
