@@ -50,7 +50,8 @@ def add_columns(directory: Path, experiment: Summary) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX)
             path = directory / TABLE_FILE
             table = merged(read_table(path), experiment)
-            temporary = directory / f".{TABLE_FILE}.{os.getpid()}.tmp"  # not a *tfevents* name
+            # no "tfevents" in its name: TensorBoard must never read a half-written table
+            temporary = directory / f".lazytrain.hparams.{os.getpid()}.tmp"
             write_table(temporary, table)
             os.replace(temporary, path)
     except OSError as err:
