@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from lazytrain.hparams_table import TABLE_FILE
+
 from .helpers import run_script
 
 
@@ -75,9 +77,11 @@ def test_time_to_accuracy_races_each_speedrun_against_its_recipe(
     assert all(re.search(row, text, re.M) for row in rows)
     assert list(tmp_path.iterdir()) == []
 
-    # --keep: the runs stay, each a whole run that compare.py ranks under its own recipe
-    runs = sorted(p.name for p in runs_dir.iterdir())
+    # --keep: the runs stay, each a whole run that compare.py ranks under its own recipe, and
+    # the project's HPARAMS table lists them all
+    runs = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
     assert runs == ["cnn_91-0", "cnn_recipe-0", "mlp_89-0", "mlp_recipe-0"]
+    assert (runs_dir / TABLE_FILE).is_file()
     board = run_script(
         "compare.py", str(runs_dir), "--out", str(tmp_path_factory.mktemp("board")), cwd=tmp_path
     )
