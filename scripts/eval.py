@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on its data's test set (Fashion-MNIST, or data=image_folder data.root=DIR):
 test loss and accuracy, per-class accuracy and the confusion matrix, the classes by name — printed,
-saved as a PNG and added to the run's TensorBoard.
+saved as a PNG and added to the run's TensorBoard (and to its MLflow run, if it has one).
 Writes nothing but <run>/eval/ and one event file in the run directory.
 
     python scripts/eval.py ckpt_path=outputs/runs/<run>/checkpoints/last.ckpt
@@ -30,6 +30,7 @@ def main(overrides: list[str]) -> None:
 
     from lazytrain.evaluate import evaluate, log_evaluation, plot_confusion
     from lazytrain.job import USER_ERRORS
+    from lazytrain.trackers import TrackerError, add_to_mlflow_run
 
     ckpt = Path(cfg.ckpt_path)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
@@ -46,6 +47,11 @@ def main(overrides: list[str]) -> None:
     log_evaluation(evaluation, run_dir, figure)
     print(evaluation.markdown())
     print(f"\nconfusion matrix: {figure}")
+    try:
+        if run_id := add_to_mlflow_run(evaluation.trackers, [figure]):
+            print(f"added to MLflow run {run_id}")
+    except TrackerError as err:  # the evaluation stands; only its copy in MLflow is missing
+        print(f"warning: not added to the run's MLflow run: {err}")
 
 
 if __name__ == "__main__":

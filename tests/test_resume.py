@@ -307,8 +307,10 @@ def test_refused_ckpt_path_leaves_no_resumable_debris(tmp_path, short_run):
 
 
 @pytest.mark.parametrize(
-    "where", [("model",), ("callbacks", "tracking"), ("data", "augment")], ids=".".join
-)
+    "where",
+    [("model",), ("callbacks", "tracking"), ("data", "augment"), ("logger", "mlflow")],
+    ids=".".join,
+)  # a tracker conf/logger/ declares is trusted as declared there, not as a checkpoint has it
 def test_resume_never_builds_what_a_checkpoints_config_names(tmp_path, short_run, where):
     """A run directory from elsewhere is untrusted: its last.ckpt's configuration may only name
     what the user's own config, the allowlist or trusted_targets admit."""

@@ -8,6 +8,7 @@ or checkpointing in silence. No other module of lazytrain touches a library's ``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -94,3 +95,24 @@ def fans(weight: torch.Tensor) -> tuple[int, int]:
     """A weight's fan-in and fan-out as ``torch.nn.init`` computes them for Xavier and Kaiming
     (no public function returns them)."""
     return nn.init._calculate_fan_in_and_fan_out(weight)
+
+
+def sqlite_artifacts_beside_database() -> None:
+    """MLflow's client opens a SQLite store with ``./mlruns`` as its default artifact root and
+    creates that directory wherever the command runs; only ``mlflow server`` has a setting for it
+    (``--default-artifact-root``). Its store registry (private) is given a builder whose default
+    root is ``mlflow-artifacts/`` beside the database. Call it before the first client."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    def store(store_uri: str, artifact_uri: str | None = None) -> SqlAlchemyStore:
+        return SqlAlchemyStore(store_uri, artifact_uri or sqlite_artifacts(store_uri))
+
+    _tracking_store_registry.register("sqlite", store)
+
+
+def sqlite_artifacts(store_uri: str) -> str:
+    """Where a SQLite MLflow store's artifacts go: ``mlflow-artifacts/`` beside the database."""
+    return (
+        (Path(store_uri.removeprefix("sqlite:///")).parent / "mlflow-artifacts").resolve().as_uri()
+    )

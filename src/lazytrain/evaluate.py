@@ -6,9 +6,10 @@ TensorBoard), the classes named as the data names them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -19,6 +20,7 @@ from lazytrain.datamodule import ImageDataModule
 from lazytrain.images import DataError
 from lazytrain.loading import model_from_checkpoint
 from lazytrain.module import LazyClassifier
+from lazytrain.trackers import IDS_KEY as TRACKERS_KEY
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Evaluation:
     confusion: torch.Tensor  # [true class, predicted class] counts
     step: int
     classes: tuple[str, ...]  # in label order
+    trackers: Mapping[str, Any] = field(default_factory=dict)  # where the run was tracked
 
     @property
     def per_class(self) -> torch.Tensor:
@@ -66,8 +69,8 @@ def load_trained(
     device: torch.device | str = "cpu",
     trusted_targets: Sequence[str] = (),
     datamodule: ImageDataModule | None = None,
-) -> tuple[LazyClassifier, int]:
-    """The model a checkpoint holds, and its global step: the file is read once, no pickled
+) -> tuple[LazyClassifier, dict[str, Any]]:
+    """The model a checkpoint holds, and the checkpoint: the file is read once, no pickled
     objects are executed, and only allowlisted targets (plus ``trusted_targets``) are built.
     Given a ``datamodule``, the data must fit the model, and the state the checkpoint recorded
     of it (class names, normalization; Lightning restores it only where it loads the checkpoint
@@ -86,7 +89,7 @@ def load_trained(
         state = checkpoint.get(type(datamodule).__qualname__)
         if state is not None:  # checkpoints from before the data had a state have none
             datamodule.load_state_dict(state)
-    return model.to(device).eval(), int(checkpoint.get("global_step", 0))
+    return model.to(device).eval(), checkpoint
 
 
 def evaluate(
@@ -97,7 +100,9 @@ def evaluate(
 ) -> Evaluation:
     """Test metrics through Lightning (the same code path as training's final test) and the
     confusion matrix from one pass over the test set."""
-    model, step = load_trained(ckpt_path, trusted_targets=trusted_targets, datamodule=datamodule)
+    model, checkpoint = load_trained(
+        ckpt_path, trusted_targets=trusted_targets, datamodule=datamodule
+    )
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
@@ -122,8 +127,9 @@ def evaluate(
         loss=metrics["test/loss"],
         accuracy=metrics["test/acc"],
         confusion=confusion,
-        step=step,
+        step=int(checkpoint.get("global_step", 0)),
         classes=datamodule.classes,
+        trackers=checkpoint.get(TRACKERS_KEY, {}),
     )
 
 

@@ -32,6 +32,7 @@ from lazytrain.images import DataError
 from lazytrain.lineage import LabelError
 from lazytrain.resume import Continuation, ResumeError, continue_in_place
 from lazytrain.run_dir import RunExistsError, record_failure
+from lazytrain.trackers import TrackerError
 from lazytrain.train import train
 from lazytrain.trust import UntrustedTargetError
 
@@ -49,6 +50,7 @@ USER_ERRORS = (
     NonFiniteLossError,
     UntrustedTargetError,
     LabelError,
+    TrackerError,
 )
 
 

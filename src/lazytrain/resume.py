@@ -19,6 +19,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.checkpoints import CheckpointError, read_checkpoint
+from lazytrain.config import CONF
 from lazytrain.config_keys import LENGTH, RESUME_MAY_ADD, covers
 from lazytrain.run_dir import FINISHED, NEW, UNSAVED, read_result, run_state
 from lazytrain.trust import check_targets
@@ -73,6 +74,18 @@ def foreign(run: Any, own: Any) -> Any:
     return run
 
 
+def with_run_trackers(command: dict[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    """The command's config with each tracker the run chose (``logger=[tensorboard,mlflow]``)
+    as ``conf/logger/`` declares it: the user's own config too, so a bare resume continues the
+    run's trackers while a checkpoint's changes to them are still checked."""
+    chosen = {
+        name: OmegaConf.to_container(OmegaConf.load(CONF / "logger" / f"{name}.yaml"))
+        for name in run.get("logger") or {}
+        if (CONF / "logger" / f"{name}.yaml").is_file()
+    }
+    return {**command, "logger": {**chosen, **(command.get("logger") or {})}}
+
+
 def _overridden_key(override: str) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -109,7 +122,8 @@ def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str])
     command = OmegaConf.to_container(cfg, resolve=False)
     # The checkpoint names the callables the run is rebuilt from: only the user's own, the
     # allowlist and the command's trusted_targets (never the run's own list) are built.
-    check_targets(foreign(record["config"], command), cfg.get("trusted_targets") or (), str(path))
+    trusted = with_run_trackers(command, record["config"])
+    check_targets(foreign(record["config"], trusted), cfg.get("trusted_targets") or (), str(path))
     run_cfg = OmegaConf.create(record["config"])
     differ = []
     for override in overrides:

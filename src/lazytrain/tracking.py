@@ -17,34 +17,40 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from lazytrain.compat import file_writer, started_experiment
 from lazytrain.config_keys import flatten, in_hparams
+from lazytrain.dry_run import count_parameters
 from lazytrain.hparams_table import add_columns
 
 SHAPES_TAG = "parameter_shapes"
 log = logging.getLogger(__name__)
 
 
-class SingleEventFileLogger(TensorBoardLogger):
+class OptimizerSteps:
+    """Mixed into every tracker (TensorBoard, CSV, MLflow), so that all of them show a metric at
+    the same step: the number of optimizer steps taken when it was measured, as the weight
+    statistics are (Lightning's own step puts validation one step before them and the test one
+    after), and without the ``epoch`` counter every logger receives (a staircase)."""
+
+    # Set by TensorBoardTracking: the trainer's optimizer-step count.
+    steps_taken: Callable[[], int] | None = None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+        super().log_metrics(metrics, self.steps_taken() if self.steps_taken else step)
+
+
+class SingleEventFileLogger(OptimizerSteps, TensorBoardLogger):
     """TensorBoardLogger that keeps its event file open between ``fit`` and ``test``.
 
     Lightning finalizes (closes) the writer after each stage, and the next write opens a second
     event file; one run, one event file is easier to read back and to copy around. ``close()``
     ends it; a failed stage still closes at once so nothing is lost.
     """
-
-    # Set by TensorBoardTracking: the trainer's optimizer-step count.
-    steps_taken: Callable[[], int] | None = None
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Every metric at the number of optimizer steps taken when it was measured, as the weight
-        statistics are (Lightning's own step puts validation one step before them and the test
-        one after), and without the ``epoch`` counter every logger receives (a staircase)."""
-        metrics = {k: v for k, v in metrics.items() if k != "epoch"}
-        super().log_metrics(metrics, self.steps_taken() if self.steps_taken else step)
 
     def finalize(self, status: str) -> None:
         if status != "success":
@@ -131,7 +137,7 @@ class TensorBoardTracking(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for logger in trainer.loggers:
-            if isinstance(logger, SingleEventFileLogger):
+            if isinstance(logger, OptimizerSteps):
                 logger.steps_taken = lambda: trainer.global_step
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -157,6 +163,14 @@ class TensorBoardTracking(L.Callback):
         writer = tensorboard_writer(trainer)
         if writer is not None:
             log_weights(writer, pl_module, trainer.global_step, self.histograms)
+
+
+def hparams_row(
+    cfg: DictConfig, choices: Mapping[str, str], model: L.LightningModule, trainer: L.Trainer
+) -> dict[str, Any]:
+    """The run's HPARAMS row (:func:`experiment_hparams`): TensorBoard's, and MLflow's params."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return experiment_hparams(config, choices, count_parameters(model), hardware(trainer))
 
 
 def experiment_hparams(

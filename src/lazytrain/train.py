@@ -1,8 +1,8 @@
 """The pipeline, in the order it runs: config → data → dry-run sample → model (dry run + init) →
-Lightning fit → test → TensorBoard's HPARAMS row; returns the metric sweepers optimize.
+Lightning fit → test → the HPARAMS row in TensorBoard (and any other tracker); returns the metric sweepers optimize.
 
 Everything that can fail on a bad config (data, shapes, a checkpoint that does not fit) fails
-before the logger, the trainer or a checkpoint touches the run directory. Process concerns (logs,
+before a tracker, the trainer or a checkpoint touches the run directory. Process concerns (logs,
 DDP re-launch, exit codes) are :mod:`lazytrain.job`'s; ``train`` runs as well from plain Python.
 """
 
@@ -25,13 +25,13 @@ from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
 from lazytrain.config_keys import LENGTH
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
-from lazytrain.dry_run import count_parameters
 from lazytrain.hparams_table import table_dir
 from lazytrain.lineage import Lineage, labels
 from lazytrain.module import LazyClassifier
 from lazytrain.resume import RunConfig, start
 from lazytrain.run_dir import check_new_run, write_result
-from lazytrain.tracking import experiment_hparams, hardware, log_hparams, tensorboard_writer
+from lazytrain.trackers import make_loggers, tracker_callbacks
+from lazytrain.tracking import hparams_row, log_hparams, tensorboard_writer
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +65,16 @@ def train(
     if not cfg.get("resume") and not restart and rank_zero_only.rank == 0:
         check_new_run(output_dir)
     # Continuing: TensorBoard drops what an interrupted process logged past the checkpoint.
-    purge = {"purge_step": begin.checkpoint["global_step"] + 1} if cfg.get("resume") else {}
-    if restart:
-        purge = {"purge_step": 0}
-    logger = instantiate(cfg.logger, **purge) if cfg.get("logger") else False
+    purge = begin.checkpoint["global_step"] + 1 if cfg.get("resume") else None
+    loggers = make_loggers(cfg, begin.checkpoint, 0 if restart else purge)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        logger=logger,
+        logger=loggers or False,
         callbacks=[
             *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c),
             RunConfig(cfg, begin.choices),
             Lineage(output_dir, tags, notes, resumed=bool(cfg.get("resume")) or restart),
+            *tracker_callbacks(loggers, cfg, begin.choices, tags, notes),
             *([EMA(cfg.ema_decay)] if cfg.get("ema_decay") else []),
             *callbacks,
         ],
@@ -90,8 +89,9 @@ def train(
     final.update({k: float(v) for k, v in tested[0].items()} if tested else {})
     if trainer.global_rank == 0:  # the metrics are synced: every rank holds the same ones
         record(cfg, begin.choices, model, trainer, final)
-    if hasattr(logger, "close"):
-        logger.close()
+    for logger in loggers:
+        if hasattr(logger, "close"):
+            logger.close()
     if trainer.global_rank == 0:
         log.info("final metrics: %s (outputs in %s)", final, output_dir)
     if best and checkpoint.monitor == cfg.optimized_metric:  # sweepers optimize the best epoch
@@ -110,12 +110,7 @@ def record(
     final: Mapping[str, float],
 ) -> None:
     """The run's HPARAMS row, with its final metrics, into TensorBoard and the project's table."""
-    row = experiment_hparams(
-        OmegaConf.to_container(cfg, resolve=True),
-        choices,
-        count_parameters(model),
-        hardware(trainer),
-    )
+    row = hparams_row(cfg, choices, model, trainer)
     if (writer := tensorboard_writer(trainer)) is not None:
         table = table_dir(Path(cfg.output_dir), Path(cfg.project_dir))
         log_hparams(writer, row, {k: final[k] for k in sorted(final)}, table)
