@@ -4,6 +4,7 @@ and torch: each test fails naming the attribute when an upgrade moves it."""
 from __future__ import annotations
 
 import lightning as L
+import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -135,3 +136,9 @@ def test_event_reader_checksums_at_c_speed_compute_the_same_crc(tmp_path, monkey
     writer.close()
     read = event_files.read_events(str(tmp_path), {"scalars": 0})
     assert [(e.step, e.value) for e in read.Scalars("val/acc")] == [(3, 0.5)]
+
+
+def test_mlflow_tracking_store_registry_takes_a_sqlite_builder():
+    tracking = pytest.importorskip("mlflow.tracking._tracking_service.utils")
+    present(tracking, "_tracking_store_registry", "sqlite_artifacts_beside_database")
+    present(tracking._tracking_store_registry, "register", "sqlite_artifacts_beside_database")

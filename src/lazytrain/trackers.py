@@ -12,7 +12,6 @@ process logged past the checkpoint; MLflow continues the same run (its id is in 
 from __future__ import annotations
 
 import csv
-import logging
 import urllib.error
 import urllib.request
 import warnings
@@ -32,8 +31,6 @@ from omegaconf import DictConfig, OmegaConf
 from lazytrain.compat import sqlite_artifacts, sqlite_artifacts_beside_database
 from lazytrain.lineage_file import FILE as LINEAGE_FILE
 from lazytrain.tracking import OptimizerSteps, hparams_row
-
-log = logging.getLogger(__name__)
 
 IDS_KEY = "trackers"  # in the checkpoint: {"mlflow": {"run_id": ..., "tracking_uri": ...}}
 ALWAYS = "tensorboard"
