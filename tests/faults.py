@@ -12,18 +12,23 @@ import os
 import signal as signals
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 
 
 class SignalAt(L.Callback):
     """Send ``signal`` to this process when training has completed ``step`` optimizer steps —
     once per run (not again in the process that resumes it), and with ``seed`` only in the
-    run of that seed (one job of a sweep)."""
+    run of that seed, with ``job`` only in the sweep's job of that number (one job of a sweep)."""
 
-    def __init__(self, step: int, signal: str, seed: int | None = None) -> None:
-        self.step, self.signal, self.seed = step, getattr(signals, signal), seed
+    def __init__(
+        self, step: int, signal: str, seed: int | None = None, job: int | None = None
+    ) -> None:
+        self.step, self.signal, self.seed, self.job = step, getattr(signals, signal), seed, job
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if self.seed is not None and pl_module.hparams.get("seed") != self.seed:
+            return
+        if self.job is not None and HydraConfig.get().job.num != self.job:
             return
         if trainer.global_step == self.step and trainer.ckpt_path is None:
             os.kill(os.getpid(), self.signal)

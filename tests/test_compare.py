@@ -591,9 +591,10 @@ def test_optuna_preset_reports_the_best_trial_and_resumes(real_data_root, tmp_pa
     best = max(runs, key=lambda r: r.best_val_acc)
     assert result["best_value"] == pytest.approx(best.best_val_acc)
     assert {f"{k}={v}" for k, v in result["best_params"].items()} <= set(best.overrides)
-    # an interrupted search continues: the study is in the sweep directory, earlier runs stay
+    # a search asked for more trials continues: the study is in the sweep directory, and
+    # n_trials is its total; earlier runs stay as they were
     first = {r.name: (sweep / r.name / "train.log").read_text() for r in runs}
-    search(2)
+    search(5)
     runs = find_runs(sweep)
     assert len(runs) == 5 and all(r.status == FINISHED for r in runs)
     assert all((sweep / name / "train.log").read_text() == log for name, log in first.items())

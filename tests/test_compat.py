@@ -3,6 +3,9 @@ and torch: each test fails naming the attribute when an upgrade moves it."""
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import lightning as L
 import pytest
 import torch
@@ -142,3 +145,15 @@ def test_mlflow_tracking_store_registry_takes_a_sqlite_builder():
     tracking = pytest.importorskip("mlflow.tracking._tracking_service.utils")
     present(tracking, "_tracking_store_registry", "sqlite_artifacts_beside_database")
     present(tracking._tracking_store_registry, "register", "sqlite_artifacts_beside_database")
+
+
+def test_hydra_builds_the_sweeper_from_the_config_its_callbacks_were_given():
+    """``set_sweeper_trials`` changes the config in ``on_multirun_start``; the sweeper sees it only
+    while Hydra instantiates the sweeper from that same object, after the callbacks ran."""
+    from hydra._internal.hydra import Hydra
+
+    source = inspect.getsource(Hydra.multirun)
+    assert re.search(r"on_multirun_start\(config=cfg\b.*instantiate_sweeper\(\s*config=cfg\b", source, re.S), (
+        "Hydra.multirun no longer builds the sweeper from its callbacks' config after them: "
+        "lazytrain.compat.set_sweeper_trials needs another way"
+    )  # fmt: skip

@@ -142,3 +142,51 @@ def test_a_continued_sweep_that_would_change_its_runs_refuses_each_in_one_line(
         }
 
     assert runs(snapshot(S)) == runs(kept)
+
+
+@pytest.mark.slow
+def test_a_killed_optuna_search_continues_to_its_number_of_trials(tmp_path, synthetic_dir):
+    """Killed in its second trial, the same command resumes that trial (same values, same run
+    directory) and runs the one left; the study ends with 3 completed trials, each scored as its
+    run recorded, and the killed attempt kept as failed."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
+    optuna = pytest.importorskip("optuna")
+    S = tmp_path / "S"
+
+    def search(*extra: str, code: int = 0) -> str:
+        proc = run_script(
+            "train.py", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+            *synthetic(tmp_path, synthetic_dir), *SHORT, "trusted_targets=[tests.faults]",
+            f"hydra.sweep.dir={S}", *extra, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    def runs() -> list[Path]:
+        return sorted(p for p in S.iterdir() if p.name.startswith("data."))
+
+    search(FAULT, "+callbacks.fault.step=6", "+callbacks.fault.signal=SIGKILL",
+           "+callbacks.fault.job=1", code=-signal.SIGKILL)  # fmt: skip
+    (done,) = [p for p in runs() if (p / "result.json").is_file()]
+    (stopped,) = [p for p in runs() if p != done]
+    assert (stopped / "checkpoints" / "last.ckpt").is_file()
+    kept = snapshot(done)
+
+    out = search()  # the same command, less the fault
+    assert "1 of 3 trials ended, 1 stopped (proposed again first), 2 to run" in out
+    assert f"resuming {stopped} from " in out and "Traceback" not in out
+    assert len(runs()) == 3 and all((p / "result.json").is_file() for p in runs())
+    assert snapshot(done) == kept  # never proposed again: untouched
+
+    study = optuna.load_study(study_name="lazytrain", storage=f"sqlite:///{S / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert sorted(states) == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"], states
+    failed = next(t for t in study.trials if t.state.name == "FAIL")
+    again = [t for t in study.trials if t.state.name == "COMPLETE" and t.params == failed.params]
+    assert len(again) == 1  # the stopped trial, completed with its own values
+    recorded = {json.loads((p / "result.json").read_text())["value"] for p in runs()}
+    assert {t.value for t in study.trials if t.state.name == "COMPLETE"} == recorded
+
+    out = search()  # a finished search: nothing left to run
+    assert "3 of 3 trials ended, 0 stopped (proposed again first), 0 to run" in out
+    assert len(runs()) == 3 and len(study.trials) == 4

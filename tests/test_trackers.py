@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from lazytrain.compat import sqlite_artifacts_beside_database
+
 from .helpers import (
     FEW_BATCHES,
     assert_refused,
@@ -32,7 +34,9 @@ Curves = dict[str, list[tuple[int, float]]]
 
 
 def store(cwd: Path) -> MlflowClient:
-    """The MLflow store a run from ``cwd`` writes by default (``<project_dir>/mlflow.db``)."""
+    """The MLflow store a run from ``cwd`` writes by default (``<project_dir>/mlflow.db``), opened
+    as lazytrain opens it (MLflow's own default would make ``./mlruns`` where pytest runs)."""
+    sqlite_artifacts_beside_database()
     return MlflowClient(f"sqlite:///{cwd / 'outputs' / 'mlflow.db'}")
 
 
@@ -178,6 +182,21 @@ def test_a_sweep_is_one_experiment_and_its_continuation_adds_only_what_ran_again
     for found in (runs[0], runs[2]):
         job = Path(found.data.tags["lazytrain.run_dir"])
         assert same(mlflow_curves(store(tmp_path), found.info.run_id), tensorboard_curves(job))
+
+
+@pytest.mark.slow
+def test_under_ddp_only_rank_zero_writes_one_mlflow_run(tmp_path, synthetic_dir):
+    """Two ranks, one MLflow run: rank 1 neither opens a run of its own nor logs to rank 0's,
+    and the run holds TensorBoard's (rank 0's, synced) curves."""
+    run = train_run(
+        tmp_path, *synthetic(tmp_path, synthetic_dir), "trainer=ddp", "trainer.accelerator=cpu",
+        "trainer.max_epochs=1", "logger=[tensorboard,mlflow]",
+    )  # fmt: skip
+    client = store(tmp_path)
+    (found,) = mlflow_runs(client, "runs")
+    assert found.info.status == "FINISHED"
+    assert same(mlflow_curves(client, found.info.run_id), tensorboard_curves(run))
+    assert "MEMBER: 2/2" in (run / "train_ddp_process_1.log").read_text()
 
 
 def closed_port() -> int:

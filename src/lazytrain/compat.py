@@ -8,7 +8,6 @@ or checkpointing in silence. No other module of lazytrain touches a library's ``
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -16,11 +15,14 @@ import torch
 from hydra._internal.utils import _locate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, open_dict, read_write
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.writer import FileWriter
+
+from lazytrain import sqlite_url
 
 # The common base classes of torch's convolutions (1-3d, transposed, lazy) and batch norms
 # (1-3d, lazy, sync): no public class or protocol covers each family.
@@ -113,6 +115,12 @@ def sqlite_artifacts_beside_database() -> None:
 
 def sqlite_artifacts(store_uri: str) -> str:
     """Where a SQLite MLflow store's artifacts go: ``mlflow-artifacts/`` beside the database."""
-    return (
-        (Path(store_uri.removeprefix("sqlite:///")).parent / "mlflow-artifacts").resolve().as_uri()
-    )
+    return (sqlite_url.database(store_uri).parent / "mlflow-artifacts").resolve().as_uri()
+
+
+def set_sweeper_trials(config: DictConfig, n_trials: int) -> None:
+    """How many trials Hydra's Optuna sweeper runs, set from a ``on_multirun_start`` callback:
+    Hydra instantiates the sweeper from the very config object its callbacks were given
+    (``hydra._internal.hydra.Hydra.multirun``), and no public hook sits between the two."""
+    with read_write(config.hydra.sweeper), open_dict(config.hydra.sweeper):
+        config.hydra.sweeper.n_trials = n_trials

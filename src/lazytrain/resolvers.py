@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lazytrain import sqlite_url
 from lazytrain.config_keys import run_name_patterns
 
 
@@ -46,12 +47,6 @@ def job_log(output_dir: str, subdir: str | None, name: str) -> str:
     return str(Path(output_dir, f"{name}.log"))
 
 
-def _sqlite(path: str) -> str:
-    """conf/hparams_search/optuna.yaml: the study's database in the sweep directory (an absolute
-    URL; :class:`lazytrain.run_dir.CheckRunDir` creates the directory before the sweeper opens it)."""
-    return f"sqlite:///{Path(path).resolve()}"
-
-
 def run_name(overrides: list[str], dirname: DictConfig) -> str:
     """conf/hydra/default.yaml: a sweep job's directory name, which TensorBoard shows as the run's
     name. Hydra's ``override_dirname`` (same separators, sorted overrides) with two changes:
@@ -77,6 +72,6 @@ def run_name(overrides: list[str], dirname: DictConfig) -> str:
 OmegaConf.register_new_resolver("lazytrain.if", _if, replace=True)
 OmegaConf.register_new_resolver("lazytrain.run_name", run_name, replace=True)
 OmegaConf.register_new_resolver("lazytrain.not_in_run_names", run_name_patterns, replace=True)
-OmegaConf.register_new_resolver("lazytrain.sqlite", _sqlite, replace=True)
+OmegaConf.register_new_resolver("lazytrain.sqlite", sqlite_url.url, replace=True)
 OmegaConf.register_new_resolver("lazytrain.job_files", job_files, replace=True)
 OmegaConf.register_new_resolver("lazytrain.job_log", job_log, replace=True)

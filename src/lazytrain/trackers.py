@@ -28,6 +28,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
+from lazytrain import sqlite_url
 from lazytrain.compat import sqlite_artifacts, sqlite_artifacts_beside_database
 from lazytrain.lineage_file import FILE as LINEAGE_FILE
 from lazytrain.tracking import OptimizerSteps, hparams_row
@@ -144,8 +145,8 @@ def check_store(tracking_uri: str) -> None:
             ) from None
         return
     try:
-        if tracking_uri.startswith("sqlite:///"):
-            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if sqlite_url.database(tracking_uri):
+            sqlite_url.make_directory(tracking_uri)
             sqlite_artifacts_beside_database()
         MlflowClient(tracking_uri).search_experiments(max_results=1)
     except Exception as err:  # whatever the store's driver raises, the run has not started
@@ -185,7 +186,7 @@ class MLflowTracker(OptimizerSteps, MLFlowLogger):
         run_id: str | None = None,
     ) -> None:
         check_store(tracking_uri)
-        local = tracking_uri.startswith("sqlite:///")
+        local = sqlite_url.database(tracking_uri) is not None
         super().__init__(
             experiment_name=experiment_name or default_experiment(),
             run_name=Path(run_dir).name,
