@@ -190,3 +190,31 @@ def test_a_killed_optuna_search_continues_to_its_number_of_trials(tmp_path, synt
     out = search()  # a finished search: nothing left to run
     assert "3 of 3 trials ended, 0 stopped (proposed again first), 0 to run" in out
     assert len(runs()) == 3 and len(study.trials) == 4
+
+
+@pytest.fixture(scope="module")
+def straight_parallel(tmp_path_factory, synthetic_dir) -> dict[int, dict[str, float]]:
+    """Joblib's workers run torch on fewer threads each, which sums in another order: a parallel
+    sweep is compared with a parallel one."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[sweep]'")
+    cwd = tmp_path_factory.mktemp("straight_parallel")
+    sweep(cwd, cwd / "S", synthetic_dir, "launcher=parallel")
+    return results(cwd / "S")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [("SIGKILL", 1), ("SIGTERM", 128 + signal.SIGTERM)])
+def test_a_parallel_sweep_whose_worker_was_stopped_continues_to_the_same_results(
+    straight_parallel, tmp_path, synthetic_dir, sig, code
+):
+    """launcher=parallel: the job of seed 1 is stopped in its worker process after its first
+    checkpoint, which ends the sweep; the same command finishes it, that job resumed."""
+    fault = [FAULT, "+callbacks.fault.step=6", f"+callbacks.fault.signal={sig}",
+             "+callbacks.fault.seed=1"]  # fmt: skip
+    S = tmp_path / "S"
+    sweep(tmp_path, S, synthetic_dir, "launcher=parallel", *fault, code=code)
+    assert not (job(S, 1) / "result.json").exists()
+    proc = sweep(tmp_path, S, synthetic_dir, "launcher=parallel")
+    out = proc.stdout + proc.stderr
+    assert f"resuming {job(S, 1)} from " in out and "Traceback" not in out
+    assert results(S) == straight_parallel
