@@ -214,17 +214,20 @@ class ImageDataModule(L.LightningDataModule):
 
     def _batches(self, part: str, batch_size: int, train: bool = False) -> DeviceBatches:
         trainer = self.trainer
+        # trainer.overfit_batches=N: the same N batches every epoch, as they are. Lightning turns
+        # shuffling off only for a DataLoader's sampler, which DeviceBatches is not.
+        varied = train and not (trainer and trainer.overfit_batches)
         return DeviceBatches(
             self._on[f"{part}_x"],
             self._on[f"{part}_y"],
             batch_size,
-            shuffle=train,
+            shuffle=varied,
             seed=self.shuffle_seed,
             epoch=lambda: trainer.current_epoch if trainer else 0,
             completed=lambda: batches_completed(trainer),
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
-            augment=self.augment if train else None,
+            augment=self.augment if varied else None,
             normalize=self.normalization,
         )
 
