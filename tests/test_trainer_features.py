@@ -6,13 +6,18 @@ from __future__ import annotations
 import torch
 from hydra.utils import instantiate
 
+from lazytrain.datamodule import ImageDataModule
+
 from .helpers import make_cfg, quiet_trainer, read_events, train_run
 
 RECIPE = "experiment=cnn_recipe"  # augmentation on: crop, flip, erasing
 
 
-def train_batches(tmp_path, synthetic_dir, **trainer) -> list[list[torch.Tensor]]:
-    """Two epochs of the training loader, as a Trainer with ``trainer`` settings gets them."""
+def train_batches(
+    tmp_path, synthetic_dir, **trainer
+) -> tuple[list[list[torch.Tensor]], ImageDataModule]:
+    """Two epochs of the training loader, as a Trainer with ``trainer`` settings gets them, and
+    the data module."""
     datamodule = instantiate(make_cfg(tmp_path, synthetic_dir, RECIPE).data)
     datamodule.trainer = quiet_trainer(tmp_path, **trainer)
     datamodule.setup("fit")

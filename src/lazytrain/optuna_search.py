@@ -13,6 +13,7 @@ import logging
 
 from omegaconf import DictConfig
 
+from lazytrain import sqlite_url
 from lazytrain.compat import set_sweeper_trials
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,16 @@ def is_optuna_search(config: DictConfig) -> bool:
     return str(config.hydra.sweeper.get("_target_", "")).endswith(".OptunaSweeper")
 
 
-def continue_study(config: DictConfig) -> None:
-    """Before the sweeper starts: queue again the trials a stopped search left running, and let it
-    run only what is left of ``hydra.sweeper.n_trials``. A study not stored (or not there yet)
-    is a new search: nothing changes."""
+def prepare_study(config: DictConfig) -> None:
+    """Before the sweeper starts: the study's database directory made (SQLite makes only the
+    file), then the trials a stopped search left running queued again, and only what is left of
+    ``hydra.sweeper.n_trials`` to run. A study not stored (or not there yet) is a new search."""
     import optuna
 
     sweeper = config.hydra.sweeper
     if not sweeper.get("storage"):
         return
+    sqlite_url.make_directory(str(sweeper.storage))
     try:
         study = optuna.load_study(study_name=sweeper.study_name, storage=sweeper.storage)
     except KeyError:  # no study of that name yet: a new search

@@ -20,8 +20,6 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lazytrain import sqlite_url
-
 
 class RunExistsError(ValueError):
     """The output directory already holds a run that this one would mix into or overwrite."""
@@ -145,11 +143,10 @@ class CheckRunDir(Callback):
                 "override_dirname.exclude_keys=[...] without it, or number them with "
                 "'hydra.sweep.subdir=${hydra.job.num}'"
             )
-        sqlite_url.make_directory(str(config.hydra.sweeper.get("storage") or ""))  # Optuna's
-        from lazytrain.optuna_search import continue_study, is_optuna_search
+        from lazytrain.optuna_search import is_optuna_search, prepare_study  # imports Lightning
 
         if is_optuna_search(config):
-            continue_study(config)
+            prepare_study(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """The sweep ran every job it could; those refused or failed are one line each, and the

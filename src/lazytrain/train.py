@@ -1,5 +1,6 @@
 """The pipeline, in the order it runs: config → data → dry-run sample → model (dry run + init) →
-Lightning fit → test → the HPARAMS row in TensorBoard (and any other tracker); returns the metric sweepers optimize.
+Lightning fit → test → the HPARAMS row in TensorBoard (and the other trackers); returns the
+metric sweepers optimize.
 
 Everything that can fail on a bad config (data, shapes, a checkpoint that does not fit) fails
 before a tracker, the trainer or a checkpoint touches the run directory. Process concerns (logs,
