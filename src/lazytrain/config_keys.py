@@ -21,7 +21,7 @@ HARDWARE_CHOICE = "trainer"
 # How it computed or showed what it did, with the same result: the evaluation batch, the dry
 # run's sample, kernel choices, what is logged, validated, summarized or optimized by a sweeper.
 VIEW = (
-    "data.eval_batch_size", "sample_size", "trainer.deterministic", "trainer.benchmark",
+    "data.eval_batch_size", "sample_size", "compile", "trainer.deterministic", "trainer.benchmark",
     "trainer.fast_dev_run", "callbacks", "logger", "optimized_metric",
     "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",
     "trainer.limit_val_batches", "trainer.limit_test_batches", "trainer.limit_predict_batches",
@@ -75,10 +75,10 @@ def in_configuration(key: str) -> bool:
 
 
 # Overrides a resume may add: the data found elsewhere, other hardware, more epochs or steps,
-# another view of progress. Anything else must agree with the run: even a VIEW key (a callback's
+# another view of progress, compiled or not. Anything else must agree with the run: even a VIEW key (a callback's
 # or a logger's state lives in the checkpoint), and the run's own place.
 RESUME_MAY_ADD = DATA_PLACE + HARDWARE + (
-    "trainer.max_epochs", "trainer.max_steps", "callbacks.progress_bar",
+    "trainer.max_epochs", "trainer.max_steps", "callbacks.progress_bar", "compile",
 )  # fmt: skip
 
 

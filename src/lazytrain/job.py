@@ -25,6 +25,7 @@ from omegaconf import DictConfig, read_write
 
 from lazytrain import console, progress
 from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
+from lazytrain.compiling import CompileError
 from lazytrain.distributed import leave_process_group
 from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.epoch_state import NonFiniteLossError
@@ -51,6 +52,7 @@ USER_ERRORS = (
     UntrustedTargetError,
     LabelError,
     TrackerError,
+    CompileError,
 )
 
 

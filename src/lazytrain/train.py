@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.averaging import EMA
 from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
+from lazytrain.compiling import compile_net
 from lazytrain.config_keys import LENGTH
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
@@ -58,6 +59,7 @@ def train(
     tags, notes = labels(cfg.get("tags"), cfg.get("notes"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = model_and_data(cfg)
+    compile_net(model.net, cfg.get("compile"))  # after the dry run and init
     if begin.checkpoint is not None:
         check_fits(begin.checkpoint, begin.ckpt_path, model)
 
