@@ -6,9 +6,12 @@ from __future__ import annotations
 import torch
 from hydra.utils import instantiate
 
+from lazytrain.compare import EVENTS_GLOB, FINISHED, NOT_RECORDED, find_runs
 from lazytrain.datamodule import ImageDataModule
+from lazytrain.recording import CURVES
+from lazytrain.run_dir import read_result
 
-from .helpers import make_cfg, quiet_trainer, read_events, train_run
+from .helpers import make_cfg, quiet_trainer, read_events, run_script, synthetic, train_run
 
 RECIPE = "experiment=cnn_recipe"  # augmentation on: crop, flip, erasing
 
@@ -46,3 +49,40 @@ def test_overfit_batches_learns_its_batches_by_heart(tmp_path, real_data_root):
     )  # fmt: skip
     curve = read_events(run).scalars["train/acc"]
     assert len(curve) == 60 and curve[-1][1] == 1.0, curve
+
+
+def test_runs_that_skip_recording_say_so_and_compare_lists_them_as_not_recorded(
+    tmp_path, synthetic_dir
+):
+    """fast_dev_run and a run without a logger beside a recorded run: each says in one line what
+    it leaves out, leaves nothing half-written, and compare.py tells the three apart."""
+    common = [*synthetic(tmp_path, synthetic_dir), "trainer.max_epochs=1"]
+    runs = tmp_path / "runs"
+    printed = {}
+    for name, switch in [
+        ("fdr", "trainer.fast_dev_run=true"),
+        ("nolog", "logger=[]"),
+        ("full", "seed=0"),
+    ]:
+        proc = run_script("train.py", *common, switch, f"hydra.run.dir={runs / name}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        printed[name] = [line for line in proc.stdout.splitlines() if "not recorded" in line]
+        # nothing to view in TensorBoard: the start block does not offer it
+        assert ("view it: tensorboard" in proc.stdout) == (name == "full"), proc.stdout[-3000:]
+    assert len(printed["fdr"]) == 1 and "no checkpoints" in printed["fdr"][0]
+    assert "trainer.fast_dev_run=True" in printed["fdr"][0]
+    assert len(printed["nolog"]) == 1 and "no logger" in printed["nolog"][0]
+    assert printed["full"] == []
+    # fast_dev_run: no tracker started, so no partial event file; no checkpoint either
+    assert sorted(p.name for p in (runs / "fdr").iterdir()) == [
+        ".hydra", "lineage.json", "result.json", "train.log"
+    ]  # fmt: skip
+    assert not any((runs / "nolog").glob(EVENTS_GLOB))
+    assert (runs / "nolog" / "checkpoints" / "last.ckpt").is_file()
+    assert read_result(runs / "nolog")["not_recorded"] == [CURVES]
+
+    status = {r.name: r.status for r in find_runs(runs)}
+    assert status == {"fdr": NOT_RECORDED, "nolog": NOT_RECORDED, "full": FINISHED}
+    table = run_script("compare.py", str(runs), cwd=tmp_path).stdout
+    assert "3 runs (1 finished, 2 not recorded)" in table
+    assert "| fdr | not recorded |" in table and "no checkpoints" in table

@@ -35,12 +35,15 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from lazytrain import lineage_file as lineage
 from lazytrain.config_keys import flatten, in_configuration
 from lazytrain.event_files import read_events
+from lazytrain.run_dir import read_result
 from lazytrain.selection import Where, select
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FINISHED, INCOMPLETE, FAILED = "finished", "running/incomplete", "failed"
+NOT_RECORDED = "not recorded"  # fast_dev_run, or no logger: result.json says what is missing
+STATUSES = (FINISHED, INCOMPLETE, FAILED, NOT_RECORDED)
 EVENTS_GLOB = "events.out.tfevents.*"
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: 10x faster on 300 runs
 # Hydra's job log format: "[2024-05-01 12:00:00,123][lazytrain.train][ERROR] - message"
@@ -123,7 +126,7 @@ class Group:
 
     @property
     def status(self) -> str:
-        counts = {s: sum(r.status == s for r in self.runs) for s in (FINISHED, INCOMPLETE, FAILED)}
+        counts = {s: sum(r.status == s for r in self.runs) for s in STATUSES}
         return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
 
 
@@ -246,6 +249,26 @@ def read_run(run_dir: Path, name: str) -> Run:
     )
 
 
+def read_eventless_run(run_dir: Path, name: str) -> Run:
+    """A job directory without events: a run that said it would not record (its result.json
+    holds its final metrics), or a job that died before training."""
+    result = read_result(run_dir) or {}
+    if skipped := result.get("not_recorded"):
+        status, note = NOT_RECORDED, "no " + " and no ".join(skipped)
+    else:
+        status = FAILED
+        note = last_error(run_dir / "train.log") or "no events, no ERROR line in train.log"
+    return Run(
+        name,
+        status,
+        read_overrides(run_dir),
+        test_acc=result.get("metrics", {}).get("test/acc"),
+        note=note,
+        **read_lineage(run_dir),
+        **read_setup(run_dir),
+    )
+
+
 def walk_dirs(root: Path) -> list[Path]:
     """``root`` and every directory under it, symlinks followed as TensorBoard follows them, but
     each real directory once: under its real path where it has one below ``root``, else under
@@ -278,18 +301,7 @@ def find_runs(root: Path) -> list[Run]:
         if any(directory.glob(EVENTS_GLOB)):
             runs.append(read_run(directory, name))
         elif (directory / ".hydra").is_dir() and (directory / "train.log").is_file():
-            note = last_error(directory / "train.log") or "no events, no ERROR line in train.log"
-            overrides = read_overrides(directory)
-            runs.append(
-                Run(
-                    name,
-                    FAILED,
-                    overrides,
-                    note=note,
-                    **read_lineage(directory),
-                    **read_setup(directory),
-                )
-            )
+            runs.append(read_eventless_run(directory, name))
     return runs
 
 
@@ -420,7 +432,7 @@ def markdown(
     where: Sequence[Where] = (),
 ) -> str:
     """The leaderboard (groups) and every run with its status, as markdown."""
-    counts = {s: sum(r.status == s for r in runs) for s in (FINISHED, INCOMPLETE, FAILED)}
+    counts = {s: sum(r.status == s for r in runs) for s in STATUSES}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     selected = " where " + ", ".join(f"`{w}`" for w in where) if where else ""
     lines = [f"**Leaderboard** of `{root}`{selected}: {len(runs)} runs ({summary})", ""]
@@ -471,7 +483,7 @@ def markdown(
     for g in groups:
         for r in sorted(g.runs, key=lambda r: r.name):
             params = f"{r.params:,}" if r.params is not None else "–"
-            epochs = r.epochs if r.status != FAILED else "–"
+            epochs = r.epochs if r.status not in (FAILED, NOT_RECORDED) else "–"
             lines.append(
                 f"| {r.name} | {r.status} | {params} | {pct(r.best_val_acc)} | {pct(r.test_acc)} "
                 f"| {epochs} | {seconds(r.wall_seconds)} | {r.code or '–'} "

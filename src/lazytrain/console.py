@@ -107,8 +107,12 @@ def shown(path: str | Path) -> str:
     return shlex.quote(text)
 
 
-def announce_run(run_dir: str | Path, logdir: str | Path) -> None:
-    """The start block: where this run writes and the command that shows it in TensorBoard."""
+def announce_run(run_dir: str | Path, logdir: str | Path | None) -> None:
+    """The start block: where this run writes and the command that shows it in TensorBoard
+    (none for a run that writes nothing there, ``logdir=None``)."""
+    if logdir is None:
+        log.info("run directory: %s", shown(run_dir))
+        return
     log.info(
         "run directory: %s\n  view it: tensorboard --logdir %s --host 127.0.0.1",
         shown(run_dir),

@@ -31,6 +31,7 @@ from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.images import DataError
 from lazytrain.lineage import LabelError
+from lazytrain.recording import CURVES, not_recorded
 from lazytrain.resume import Continuation, ResumeError, continue_in_place
 from lazytrain.run_dir import RunExistsError, record_failure
 from lazytrain.trackers import TrackerError
@@ -148,7 +149,8 @@ def announce_run(cfg: DictConfig) -> None:
         return
     hydra_cfg = HydraConfig.get()
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    console.announce_run(cfg.output_dir, hydra_cfg.sweep.dir if sweep else cfg.output_dir)
+    logdir = hydra_cfg.sweep.dir if sweep else cfg.output_dir
+    console.announce_run(cfg.output_dir, None if CURVES in not_recorded(cfg) else logdir)
 
 
 def command_line() -> tuple[dict[str, str], list[str]]:

@@ -30,6 +30,7 @@ from lazytrain.digests import weights_digest
 from lazytrain.hparams_table import table_dir
 from lazytrain.lineage import Lineage, labels
 from lazytrain.module import LazyClassifier
+from lazytrain.recording import fast_dev_run, not_recorded, say_not_recorded
 from lazytrain.resume import RunConfig, start
 from lazytrain.run_dir import check_new_run, write_result
 from lazytrain.trackers import make_loggers, tracker_callbacks
@@ -69,7 +70,11 @@ def train(
         check_new_run(output_dir)
     # Continuing: TensorBoard drops what an interrupted process logged past the checkpoint.
     purge = begin.checkpoint["global_step"] + 1 if cfg.get("resume") else None
-    loggers = make_loggers(cfg, begin.checkpoint, 0 if restart else purge)
+    skipped = not_recorded(cfg)
+    say_not_recorded(cfg, skipped)
+    loggers = (
+        [] if fast_dev_run(cfg) else make_loggers(cfg, begin.checkpoint, 0 if restart else purge)
+    )
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=loggers or False,
@@ -101,7 +106,7 @@ def train(
         final[cfg.optimized_metric] = best_score(checkpoint)
     value = final.get(cfg.optimized_metric, float("nan"))
     if trainer.global_rank == 0:
-        write_result(output_dir, finished_result(cfg, value, final))
+        write_result(output_dir, finished_result(cfg, value, final, skipped))
     return value
 
 
@@ -119,14 +124,18 @@ def record(
         log_hparams(writer, row, {k: final[k] for k in sorted(final)}, table)
 
 
-def finished_result(cfg: DictConfig, value: float, final: Mapping[str, float]) -> dict[str, Any]:
+def finished_result(
+    cfg: DictConfig, value: float, final: Mapping[str, float], skipped: Sequence[str] = ()
+) -> dict[str, Any]:
     """``result.json``: what a continued sweep returns for this run instead of training it again,
-    as long as it asks for the same length (longer: the run is resumed and extended)."""
+    as long as it asks for the same length (longer: the run is resumed and extended); and what
+    the run did not record, for compare.py."""
     return {
         "optimized_metric": cfg.optimized_metric,
         "value": value,
         "metrics": dict(final),
         "length": {key: OmegaConf.select(cfg, key) for key in LENGTH},
+        **({"not_recorded": list(skipped)} if skipped else {}),
     }
 
 
