@@ -4,12 +4,18 @@ timing and short run names in a multirun, and train.log free of progress-bar fra
 
 from __future__ import annotations
 
+import io
+import logging
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from rich.console import Console
+from rich.progress import Progress
 
+from lazytrain.console import ConsoleHandler
 from lazytrain.resolvers import run_name
 
 from .helpers import run_script, synthetic
@@ -133,3 +139,37 @@ def test_run_names_round_machine_made_floats_and_skip_patterns():
         "init.std=0.05,model.hidden=[512,256],optimizer.lr=0.001235,"
         "optimizer.weight_decay=1.235e-05,trainer.max_steps=10,~scheduler"
     )
+
+
+def test_log_lines_stand_above_richs_progress_bar(monkeypatch):
+    """callbacks=rich: while Rich's live bar is drawn (on a terminal), each record is printed
+    on a line of its own above it, not after the bar's text."""
+    screen = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", screen)  # the stream Hydra gives the console handler
+    handler = ConsoleHandler(stream=sys.stdout)
+    handler.setFormatter(logging.Formatter("[%(name)s] - %(message)s"))
+    logger = logging.getLogger("lazytrain.tests.rich_bar")
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "propagate", False)
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    with Progress(console=terminal, auto_refresh=False) as progress:
+        task = progress.add_task("Epoch 0", total=3)
+        for step in range(3):
+            progress.advance(task)
+            progress.refresh()
+            logger.warning("epoch %d ended", step)
+    logger.removeHandler(handler)
+    records = [line for line in shown_lines(screen.getvalue()) if "ended" in line]
+    assert records == [f"[lazytrain.tests.rich_bar] - epoch {step} ended" for step in range(3)]
+
+
+def test_print_config_shows_the_resolved_tree_and_keeps_it(synthetic_dir, tmp_path):
+    run = tmp_path / "run"
+    output = console(
+        "train.py", *synthetic(tmp_path, synthetic_dir), "print_config=true", "model.hidden=[48]",
+        "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    kept = (run / "config_tree.txt").read_text()
+    assert kept.startswith("config (resolved)") and kept.rstrip() in output
+    assert "${" not in kept and f"default_root_dir: {run}" in kept  # interpolations resolved
+    assert "├── model" in kept and "- 48" in kept

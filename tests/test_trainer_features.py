@@ -86,3 +86,24 @@ def test_runs_that_skip_recording_say_so_and_compare_lists_them_as_not_recorded(
     table = run_script("compare.py", str(runs), cwd=tmp_path).stdout
     assert "3 runs (1 finished, 2 not recorded)" in table
     assert "| fdr | not recorded |" in table and "no checkpoints" in table
+
+
+def test_early_stopping_stops_and_a_resumed_run_keeps_its_patience(tmp_path, synthetic_dir):
+    """min_delta=1.0: no epoch after the first improves val/acc, so patience 2 stops a run after
+    its third epoch. Stopped after two and resumed, it stops there too: its count was kept."""
+    stopping = [
+        *synthetic(tmp_path, synthetic_dir), "callbacks=[early_stopping,rich]",
+        "callbacks.early_stopping.patience=2", "callbacks.early_stopping.min_delta=1.0",
+    ]  # fmt: skip
+    for name in ("straight", "resumed"):
+        (tmp_path / name).mkdir()
+    straight = train_run(tmp_path / "straight", *stopping, "trainer.max_epochs=10")
+    resumed = train_run(tmp_path / "resumed", *stopping, "trainer.max_epochs=2")
+    proc = run_script("train.py", f"resume={resumed}", "trainer.max_epochs=10", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "did not improve in the last 2 records" in proc.stdout
+    steps = [
+        [step for step, _ in read_events(run).scalars["val/acc"]] for run in (straight, resumed)
+    ]
+    epoch = steps[0][0]
+    assert steps == [[epoch, 2 * epoch, 3 * epoch]] * 2

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -17,3 +18,14 @@ def compose_config(overrides: Sequence[str] = (), hydra: bool = False) -> DictCo
     launcher, run names), as a command line would see it."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("train", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def group_option(group: str, name: str) -> dict[str, Any]:
+    """``conf/<group>/<name>.yaml`` as Hydra merges it when chosen: the options of the same group
+    its defaults list names first, then its own keys (interpolations left as written)."""
+    node = OmegaConf.load(CONF / group / f"{name}.yaml")
+    merged = OmegaConf.create()
+    for entry in node.pop("defaults", None) or []:
+        if isinstance(entry, str) and entry != "_self_":
+            merged = OmegaConf.merge(merged, group_option(group, entry))
+    return OmegaConf.to_container(OmegaConf.merge(merged, node), resolve=False)

@@ -21,8 +21,8 @@ HARDWARE_CHOICE = "trainer"
 # How it computed or showed what it did, with the same result: the evaluation batch, the dry
 # run's sample, kernel choices, what is logged, validated, summarized or optimized by a sweeper.
 VIEW = (
-    "data.eval_batch_size", "sample_size", "compile", "trainer.deterministic", "trainer.benchmark",
-    "trainer.fast_dev_run", "callbacks", "logger", "optimized_metric",
+    "data.eval_batch_size", "sample_size", "compile", "print_config", "trainer.deterministic",
+    "trainer.benchmark", "trainer.fast_dev_run", "callbacks", "logger", "optimized_metric",
     "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",
     "trainer.limit_val_batches", "trainer.limit_test_batches", "trainer.limit_predict_batches",
     "trainer.val_check_interval", "trainer.check_val_every_n_epoch", "trainer.num_sanity_val_steps",
@@ -78,7 +78,7 @@ def in_configuration(key: str) -> bool:
 # another view of progress, compiled or not. Anything else must agree with the run: even a VIEW key (a callback's
 # or a logger's state lives in the checkpoint), and the run's own place.
 RESUME_MAY_ADD = DATA_PLACE + HARDWARE + (
-    "trainer.max_epochs", "trainer.max_steps", "callbacks.progress_bar", "compile",
+    "trainer.max_epochs", "trainer.max_steps", "callbacks.progress_bar", "compile", "print_config",
 )  # fmt: skip
 
 

@@ -9,12 +9,14 @@ Shared by ``scripts/train.py`` (through :mod:`lazytrain.job`), ``scripts/eval.py
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import shlex
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +81,22 @@ def warnings_to_log() -> None:
 
 
 class ConsoleHandler(logging.StreamHandler):
-    """The console handler of Hydra's job logging, aware of tqdm's progress bars: the bars are
+    """The console handler of Hydra's job logging, aware of progress bars. tqdm's: the bars are
     cleared, the record is written on a line of its own, and the bars are drawn again below it
-    (``tqdm.write``'s way). ``train.log`` keeps Hydra's plain file handler, so no bar reaches it."""
+    (``tqdm.write``'s way). Rich's (``callbacks=rich``): while its live display runs, it proxies
+    ``sys.stdout`` to print lines above the bar, so the record goes through that proxy, not to
+    the stream beneath it. ``train.log`` keeps Hydra's plain file handler, so no bar reaches it."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        live = sys.stdout
+        if getattr(live, "rich_proxied_file", None) is self.stream:
+            self.stream = live
+            try:
+                super().emit(record)
+                live.flush()
+            finally:
+                self.stream = live.rich_proxied_file
+            return
         if "tqdm" not in sys.modules:  # no bar can exist
             super().emit(record)
             return
@@ -118,3 +131,25 @@ def announce_run(run_dir: str | Path, logdir: str | Path | None) -> None:
         shown(run_dir),
         shown(logdir),
     )
+
+
+def print_config_tree(cfg: Any, run_dir: str | Path) -> None:
+    """``print_config=true``: the resolved configuration as a tree, one branch per top-level
+    group (what this run really uses, interpolations resolved), on the console and in
+    ``train.log``, and kept as ``<run dir>/config_tree.txt``."""
+    from omegaconf import OmegaConf
+    from rich.console import Console
+    from rich.tree import Tree
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tree = Tree("config (resolved)")
+    plain = {k: v for k, v in resolved.items() if not isinstance(v, dict)}
+    for key, value in resolved.items():
+        if isinstance(value, dict):
+            tree.add(key).add(OmegaConf.to_yaml(value).rstrip())
+    tree.add("top level").add(OmegaConf.to_yaml(plain).rstrip())
+    screen = Console(file=io.StringIO(), width=100, color_system=None)
+    screen.print(tree)
+    text = screen.file.getvalue()
+    Path(run_dir, "config_tree.txt").write_text(text)
+    log.info("config:\n%s", text.rstrip())

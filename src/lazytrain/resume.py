@@ -19,7 +19,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.checkpoints import CheckpointError, read_checkpoint
-from lazytrain.config import CONF
+from lazytrain.config import CONF, group_option
 from lazytrain.config_keys import LENGTH, RESUME_MAY_ADD, covers
 from lazytrain.run_dir import FINISHED, NEW, UNSAVED, read_result, run_state
 from lazytrain.trust import check_targets
@@ -74,16 +74,35 @@ def foreign(run: Any, own: Any) -> Any:
     return run
 
 
-def with_run_trackers(command: dict[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
-    """The command's config with each tracker the run chose (``logger=[tensorboard,mlflow]``)
-    as ``conf/logger/`` declares it: the user's own config too, so a bare resume continues the
-    run's trackers while a checkpoint's changes to them are still checked."""
-    chosen = {
-        name: OmegaConf.to_container(OmegaConf.load(CONF / "logger" / f"{name}.yaml"))
+def with_run_choices(command: dict[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    """The command's config with what the run chose where a bare resume does not repeat it, as
+    conf/ declares it: each tracker of ``logger=[tensorboard,mlflow]``, and each callback of
+    ``callbacks=[early_stopping,rich]`` (Hydra records no choice for a list, so a callback is
+    matched by its key and ``_target_`` among those conf/callbacks declares). The user's own
+    config too, so a bare resume continues the run's trackers and callbacks while a
+    checkpoint's changes to them are still checked."""
+    trackers = {
+        name: group_option("logger", name)
         for name in run.get("logger") or {}
         if (CONF / "logger" / f"{name}.yaml").is_file()
     }
-    return {**command, "logger": {**chosen, **(command.get("logger") or {})}}
+    options = [group_option("callbacks", p.stem) for p in sorted(CONF.glob("callbacks/*.yaml"))]
+    callbacks = dict(command.get("callbacks") or {})
+    for key, node in (run.get("callbacks") or {}).items():
+        if not isinstance(node, Mapping) or _target(callbacks.get(key)) == _target(node):
+            continue  # the command's own already declares it
+        for option in options:
+            if _target(option.get(key)) == _target(node):
+                callbacks[key] = option[key]
+    return {
+        **command,
+        "logger": {**trackers, **(command.get("logger") or {})},
+        "callbacks": callbacks,
+    }
+
+
+def _target(node: Any) -> str | None:
+    return node.get("_target_") if isinstance(node, Mapping) else None
 
 
 def _overridden_key(override: str) -> str:
@@ -122,7 +141,7 @@ def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str])
     command = OmegaConf.to_container(cfg, resolve=False)
     # The checkpoint names the callables the run is rebuilt from: only the user's own, the
     # allowlist and the command's trusted_targets (never the run's own list) are built.
-    trusted = with_run_trackers(command, record["config"])
+    trusted = with_run_choices(command, record["config"])
     check_targets(foreign(record["config"], trusted), cfg.get("trusted_targets") or (), str(path))
     run_cfg = OmegaConf.create(record["config"])
     differ = []

@@ -25,6 +25,7 @@ from lazytrain.averaging import EMA
 from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
 from lazytrain.compiling import compile_net
 from lazytrain.config_keys import LENGTH
+from lazytrain.console import print_config_tree
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
 from lazytrain.hparams_table import table_dir
@@ -68,6 +69,8 @@ def train(
     # Ranks >= 1 of a DDP job join the run rank 0 is writing; only rank 0 checks.
     if not cfg.get("resume") and not restart and rank_zero_only.rank == 0:
         check_new_run(output_dir)
+    if cfg.get("print_config") and rank_zero_only.rank == 0:
+        print_config_tree(cfg, output_dir)
     # Continuing: TensorBoard drops what an interrupted process logged past the checkpoint.
     purge = begin.checkpoint["global_step"] + 1 if cfg.get("resume") else None
     skipped = not_recorded(cfg)
