@@ -9,7 +9,9 @@ process's own handlers (Lightning's SIGTERM, lazytrain's Ctrl-C, the kernel's SI
 from __future__ import annotations
 
 import os
+import shutil
 import signal as signals
+from pathlib import Path
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
@@ -32,3 +34,18 @@ class SignalAt(L.Callback):
             return
         if trainer.global_step == self.step and trainer.ckpt_path is None:
             os.kill(os.getpid(), self.signal)
+
+
+class FillDiskAt(L.Callback):
+    """At ``step`` (once per run), fill the device of the run directory up to ``leave`` free
+    bytes with ``<run dir>/../filler``, as another program filling a shared disk would."""
+
+    def __init__(self, step: int, leave: int = 4096) -> None:
+        self.step, self.leave = step, leave
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if trainer.global_step == self.step and trainer.ckpt_path is None:
+            run_dir = Path(trainer.default_root_dir)
+            free = shutil.disk_usage(run_dir).free
+            with open(run_dir.parent / "filler", "wb") as f:
+                f.write(b"\0" * max(free - self.leave, 0))

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lazytrain.compat import NotifyingCheckpoint
+from lazytrain.disk_full import writes_to_full_disk_raised
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,13 @@ class CheckpointMismatchError(RuntimeError):
 
 def atomic_write(path: Path, write: Any) -> None:
     """``write(file)`` into a temporary file beside ``path``, fsync, rename over ``path``, fsync
-    the directory: readers (and a process killed at any moment) see the old or the new file."""
+    the directory: readers (and a process killed at any moment) see the old or the new file. A
+    full disk is a :class:`~lazytrain.disk_full.DiskFullError` naming ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with tmp.open("wb") as f:
-            write(f)
+        with writes_to_full_disk_raised(path) as sink, tmp.open("wb") as f:
+            write(sink(f))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

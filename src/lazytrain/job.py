@@ -26,6 +26,13 @@ from omegaconf import DictConfig, read_write
 from lazytrain import console, progress
 from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
 from lazytrain.compiling import CompileError
+from lazytrain.disk_full import (
+    DiskFullError,
+    disk_full,
+    full_file,
+    out_of_space,
+    threads_quiet_on_full_disk,
+)
 from lazytrain.distributed import leave_process_group
 from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.epoch_state import NonFiniteLossError
@@ -54,6 +61,7 @@ USER_ERRORS = (
     LabelError,
     TrackerError,
     CompileError,
+    DiskFullError,
 )
 
 
@@ -64,6 +72,7 @@ def main(cfg: DictConfig) -> float:
     the sweep goes on with its next job and exits 1 at its end, naming each failed job."""
     progress.start_job_clock()
     console.quiet()
+    threads_quiet_on_full_disk()
     no_gpu_probe_per_step()
     try:
         with process_state_restored():
@@ -80,15 +89,24 @@ def main(cfg: DictConfig) -> float:
     except SIGTERMException:  # a SystemExit with status 0: a scheduler must see the job stopped
         sys.exit(128 + signal.SIGTERM)
     except USER_ERRORS as err:
-        log.error("%s: %s", type(err).__name__, err)
-        hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            sys.exit(1)
-        # The sweep goes on with its other jobs and exits 1 at its end, listing this one
-        # (run_dir.CheckRunDir.on_multirun_end); its sweeper sees a failed trial.
-        if rank_zero_only.rank == 0:
-            record_failure(hydra_cfg.sweep.dir, cfg.output_dir, f"{type(err).__name__}: {err}")
-        return float("nan")
+        return refused(cfg, f"{type(err).__name__}: {err}")
+    except Exception as err:  # a full disk, however the writer that met it reported it
+        if not out_of_space(err):
+            raise
+        return refused(cfg, f"DiskFullError: {disk_full(full_file(err), cfg.output_dir)}")
+
+
+def refused(cfg: DictConfig, line: str) -> float:
+    """A job stopped by a user error or a full disk: ``line`` logged (console and train.log),
+    exit status 1; in a multirun the sweep goes on with its next job and exits 1 at its end,
+    listing this one (run_dir.CheckRunDir.on_multirun_end), and its sweeper sees a failed trial."""
+    log.error("%s", line)
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        sys.exit(1)
+    if rank_zero_only.rank == 0:
+        record_failure(hydra_cfg.sweep.dir, cfg.output_dir, line)
+    return float("nan")
 
 
 def no_gpu_probe_per_step() -> None:
