@@ -29,4 +29,6 @@ def main(overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from lazytrain.command_line import readable_overrides
+
+    main(readable_overrides(sys.argv[1:]))

@@ -23,4 +23,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    from lazytrain.command_line import make_readable
+
+    make_readable()  # hydra.run.dir=/data/über: quoted for Hydra's grammar
     main()
