@@ -1,0 +1,157 @@
+"""The feature matrix: each Trainer feature a user switches on from the command line, on each
+model family — the built-in lazy MLP, LeNet, BatchNorm convnet, a YAML layer list, and a user's
+own lazy ``nn.Module`` from a package outside lazytrain — each run checked for what the feature
+promises (steps, validation points, dtypes, logged curves), not only for finishing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from lazytrain.train import train
+
+from .helpers import make_cfg, quiet_trainer, read_events
+
+pytestmark = pytest.mark.slow
+EPOCHS = 2
+USER_PACKAGE = "matrix_user_models"
+USER_MODULE = '''
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    """A user's own lazy module: no Sequential, a forward of its own, LazyBatchNorm."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 4):
+        super().__init__()
+        self.conv = nn.LazyConv2d(channels, 3, padding=1)
+        self.norm = nn.LazyBatchNorm2d()
+        self.head = nn.LazyLinear(num_classes)
+
+    def forward(self, x):
+        x = self.norm(self.conv(x)).relu()
+        return self.head(nn.functional.max_pool2d(x, 4).flatten(1))
+'''
+FAMILIES = {
+    "lazy_mlp": ["model=lazy_mlp", "model.hidden=[32]"],
+    "lazy_cnn": ["model=lazy_cnn"],
+    "lazy_convnet": ["model=lazy_convnet", "model.channels=[4,8]", "model.convs_per_block=1"],
+    "lazy_layers": ["model=lazy_layers"],
+    "user_module": [],  # conf's model replaced by the user's own (below)
+}
+
+
+class Ran:
+    """What a finished run left: its events, its last checkpoint, its batches per epoch."""
+
+    def __init__(self, run: Path, batches: int) -> None:
+        self.events = read_events(run).scalars
+        self.last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        self.batches = batches
+
+    def steps(self, tag: str) -> list[int]:
+        return [step for step, _ in self.events[tag]]
+
+
+def dtype(expected: torch.dtype) -> Callable[[Ran], None]:
+    def check(ran: Ran) -> None:
+        floats = {t.dtype for t in ran.last["state_dict"].values() if t.is_floating_point()}
+        assert floats == {expected}
+        assert all(math.isfinite(v) for _, v in ran.events["train/loss_epoch"])
+
+    return check
+
+
+def global_step(expected: Callable[[int], int]) -> Callable[[Ran], None]:
+    def check(ran: Ran) -> None:
+        assert ran.last["global_step"] == expected(ran.batches)
+
+    return check
+
+
+def validated_at(expected: Callable[[int], list[int]]) -> Callable[[Ran], None]:
+    def check(ran: Ran) -> None:
+        assert ran.steps("val/acc") == expected(ran.batches)
+
+    return check
+
+
+def logged(*tags: str) -> Callable[[Ran], None]:
+    def check(ran: Ran) -> None:
+        assert all(len(ran.events[tag]) >= EPOCHS for tag in tags)
+
+    return check
+
+
+def trained(ran: Ran) -> None:
+    assert ran.last["global_step"] == EPOCHS * ran.batches
+    assert all(math.isfinite(v) for _, v in ran.events["train/loss_epoch"])
+
+
+def averaged(ran: Ran) -> None:
+    """SWA: trained, then, for a net with BatchNorm, Lightning's one more epoch that recomputes
+    the averaged net's running statistics (its one optimizer call updates no weight)."""
+    batchnorm = any(key.endswith("running_mean") for key in ran.last["state_dict"])
+    assert ran.last["global_step"] == EPOCHS * ran.batches + batchnorm
+    assert all(math.isfinite(v) for _, v in ran.events["train/loss_epoch"])
+
+
+CALLBACK = "+callbacks.{0}._target_=lightning.pytorch.callbacks.{1}"
+FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
+    "64-true": (["trainer.precision=64-true"], dtype(torch.float64)),
+    "bf16-true": (["trainer.precision=bf16-true"], dtype(torch.bfloat16)),
+    "bf16-mixed": (["trainer.precision=bf16-mixed"], dtype(torch.float32)),
+    "accumulate": (["trainer.accumulate_grad_batches=2"], global_step(lambda b: EPOCHS * b // 2)),
+    "clip-norm": (["trainer.gradient_clip_val=0.5"], trained),
+    "clip-value": (
+        ["trainer.gradient_clip_val=0.5", "+trainer.gradient_clip_algorithm=value"],
+        trained,
+    ),
+    "val-twice-an-epoch": (
+        ["trainer.val_check_interval=0.5"],
+        validated_at(lambda b: [b // 2, b, b + b // 2, 2 * b]),
+    ),
+    "val-every-2nd-epoch": (["trainer.check_val_every_n_epoch=2"], validated_at(lambda b: [2 * b])),
+    "max_steps": (["trainer.max_steps=5"], global_step(lambda b: 5)),
+    "limit_train_batches": (["trainer.limit_train_batches=3"], global_step(lambda b: 3 * EPOCHS)),
+    "swa": (
+        [CALLBACK.format("swa", "StochasticWeightAveraging"), "+callbacks.swa.swa_lrs=0.01"],
+        averaged,
+    ),
+    "lr-monitor": (
+        [CALLBACK.format("lr", "LearningRateMonitor")],
+        logged("lr-AdamW/pg1", "lr-AdamW/pg2"),  # weights; biases and norm scales
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def user_package(tmp_path_factory):
+    """The user's own module, importable from a directory outside lazytrain."""
+    where = tmp_path_factory.mktemp("user_package")
+    (where / f"{USER_PACKAGE}.py").write_text(USER_MODULE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(where))
+        yield
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_feature_on_family(family, feature, tmp_path, synthetic_dir, user_package):
+    overrides, check = FEATURES[feature]
+    cfg = make_cfg(
+        tmp_path, synthetic_dir, *FAMILIES[family], *overrides, f"trainer.max_epochs={EPOCHS}"
+    )
+    if family == "user_module":
+        cfg.model = OmegaConf.create({"_target_": f"{USER_PACKAGE}.TinyNet"})
+    train(cfg)
+    datamodule = instantiate(cfg.data)
+    datamodule.trainer = quiet_trainer(tmp_path)
+    datamodule.setup("fit")
+    check(Ran(Path(cfg.output_dir), len(datamodule.train_dataloader())))
