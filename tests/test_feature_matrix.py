@@ -51,6 +51,7 @@ class Ran:
     """What a finished run left: its events, its last checkpoint, its batches per epoch."""
 
     def __init__(self, run: Path, batches: int) -> None:
+        self.run = run
         self.events = read_events(run).scalars
         self.last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
         self.batches = batches
@@ -102,6 +103,18 @@ def averaged(ran: Ran) -> None:
     assert all(math.isfinite(v) for _, v in ran.events["train/loss_epoch"])
 
 
+def stopped_in_time(ran: Ran) -> None:
+    """max_time: stopped by the clock long before its 10,000 epochs, checkpointed and tested."""
+    assert 0 < ran.last["global_step"] < 10_000 * ran.batches
+    assert "test/acc" in ran.events
+
+
+def profiled(ran: Ran) -> None:
+    """The profiler's report in the run directory, naming the training step."""
+    assert "training_step" in (ran.run / "fit-profile.txt").read_text()
+    trained(ran)
+
+
 CALLBACK = "+callbacks.{0}._target_=lightning.pytorch.callbacks.{1}"
 FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
     "64-true": (["trainer.precision=64-true"], dtype(torch.float64)),
@@ -123,6 +136,17 @@ FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
     "swa": (
         [CALLBACK.format("swa", "StochasticWeightAveraging"), "+callbacks.swa.swa_lrs=0.01"],
         averaged,
+    ),
+    "deterministic": (["trainer.deterministic=true"], trained),
+    "benchmark": (["trainer.benchmark=true"], trained),
+    "max_time": (["+trainer.max_time=00:00:00:01", "trainer.max_epochs=10000"], stopped_in_time),
+    "advanced-profiler": (
+        [
+            "+trainer.profiler._target_=lightning.pytorch.profilers.AdvancedProfiler",
+            "+trainer.profiler.dirpath=${output_dir}",
+            "+trainer.profiler.filename=profile",
+        ],
+        profiled,
     ),
     "lr-monitor": (
         [CALLBACK.format("lr", "LearningRateMonitor")],
@@ -146,7 +170,7 @@ def user_package(tmp_path_factory):
 def test_feature_on_family(family, feature, tmp_path, synthetic_dir, user_package):
     overrides, check = FEATURES[feature]
     cfg = make_cfg(
-        tmp_path, synthetic_dir, *FAMILIES[family], *overrides, f"trainer.max_epochs={EPOCHS}"
+        tmp_path, synthetic_dir, f"trainer.max_epochs={EPOCHS}", *FAMILIES[family], *overrides
     )
     if family == "user_module":
         cfg.model = OmegaConf.create({"_target_": f"{USER_PACKAGE}.TinyNet"})
