@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.tuner import Tuner
 from omegaconf import OmegaConf
 
-from lazytrain.train import train
+from lazytrain.digests import weights_digest
+from lazytrain.train import model_and_data, train
 
 from .helpers import make_cfg, quiet_trainer, read_events
 
@@ -179,3 +181,26 @@ def test_feature_on_family(family, feature, tmp_path, synthetic_dir, user_packag
     datamodule.trainer = quiet_trainer(tmp_path)
     datamodule.setup("fit")
     check(Ran(Path(cfg.output_dir), len(datamodule.train_dataloader())))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tuners_run_on_the_materialized_net_and_leave_its_init(
+    family, tmp_path, synthetic_dir, user_package
+):
+    """Lightning's LearningRateFinder and BatchSizeFinder fit trial steps and restore the state
+    they started from: the net stays the one built and initialized once, by the dry run, and
+    no trial-trained weight is left in it (the weights' digest is the init's)."""
+    cfg = make_cfg(tmp_path, synthetic_dir, *FAMILIES[family])
+    if family == "user_module":
+        cfg.model = OmegaConf.create({"_target_": f"{USER_PACKAGE}.TinyNet"})
+    model, datamodule = model_and_data(cfg)
+    initial = weights_digest(model.net)
+    Tuner(quiet_trainer(tmp_path)).lr_find(model, datamodule=datamodule, num_training=8)
+    assert weights_digest(model.net) == initial
+    tuner = Tuner(quiet_trainer(tmp_path))
+    size = tuner.scale_batch_size(model, datamodule=datamodule, max_trials=2, steps_per_trial=2)
+    assert size == datamodule.batch_size == 4  # 2, then 4: both fit
+    assert weights_digest(model.net) == initial
+    trainer = quiet_trainer(tmp_path)
+    trainer.fit(model, datamodule=datamodule)
+    assert trainer.global_step == 4 and weights_digest(model.net) != initial
