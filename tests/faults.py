@@ -49,3 +49,18 @@ class FillDiskAt(L.Callback):
             free = shutil.disk_usage(run_dir).free
             with open(run_dir.parent / "filler", "wb") as f:
                 f.write(b"\0" * max(free - self.leave, 0))
+
+
+class SignalAtTest(L.Callback):
+    """Send ``signal`` to this process as the final test starts: after the last epoch's
+    checkpoint, before the run's result is written. Not again in the process that resumes it."""
+
+    def __init__(self, signal: str) -> None:
+        self.signal, self.resumed = getattr(signals, signal), False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.resumed = trainer.ckpt_path is not None
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.resumed:
+            os.kill(os.getpid(), self.signal)

@@ -5,6 +5,7 @@ resumable-looking behind. Every test checks what is left on disk."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import random
 import signal
@@ -95,6 +96,27 @@ def uninterrupted(synthetic_dir, tmp_path_factory) -> tuple[list[str], Path]:
     overrides = [*synthetic(tmp_path, synthetic_dir), *EXACT]
     train(tmp_path, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
     return overrides, tmp_path / "run"
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_last_epoch_resumes_to_the_straight_runs_result(
+    uninterrupted, tmp_path
+):
+    """Killed between its last checkpoint and its result (as its test starts): the resume trains
+    nothing more and still reports the last validation's metrics, as the straight run does."""
+    overrides, straight = uninterrupted
+    run = tmp_path / "run"
+    fault = [
+        "+callbacks.fault._target_=tests.faults.SignalAtTest",
+        "+callbacks.fault.signal=SIGKILL",
+    ]
+    train(tmp_path, *overrides, f"hydra.run.dir={run}", *fault, code=-signal.SIGKILL)
+    assert not (run / "result.json").exists()
+    train(tmp_path, f"resume={run}", "trusted_targets=[tests.faults]")
+    result, expected = (json.loads((r / "result.json").read_text()) for r in (run, straight))
+    drop_time = lambda metrics: {k: v for k, v in metrics.items() if not k.startswith("time/")}  # noqa: E731
+    assert drop_time(result["metrics"]) == drop_time(expected["metrics"])
+    assert result["value"] == expected["value"] and final_metrics(run) == final_metrics(straight)
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ from lazytrain.loading import load_from_checkpoint
 from lazytrain.models import build_net, to_channels_last
 from lazytrain.optimizers import build_optimizer
 
+LAST_VALIDATION = "last_validation"  # in each checkpoint: {"val/acc": ..., "val/loss": ...}
+
 
 class LazyClassifier(CheapHookNames):
     """Classifier around any lazy ``net`` declared by a Hydra config (``model``)."""
@@ -106,6 +108,11 @@ class LazyClassifier(CheapHookNames):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint.update(self.epoch_state.state_dict(self.device))
+        # what the last validation scored: a resume that trains no further reports it
+        metrics = self.trainer.callback_metrics
+        checkpoint[LAST_VALIDATION] = {
+            k: float(v) for k, v in metrics.items() if k.startswith("val/")
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.epoch_state.load_state_dict(checkpoint)

@@ -30,7 +30,7 @@ from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
 from lazytrain.hparams_table import table_dir
 from lazytrain.lineage import Lineage, labels
-from lazytrain.module import LazyClassifier
+from lazytrain.module import LAST_VALIDATION, LazyClassifier
 from lazytrain.recording import fast_dev_run, not_recorded, say_not_recorded
 from lazytrain.resume import RunConfig, start
 from lazytrain.run_dir import check_new_run, write_result
@@ -93,7 +93,10 @@ def train(
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=begin.ckpt_path, weights_only=True)
 
-    final = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    # A resume of a run stopped after its last epoch validates nothing: its checkpoint holds
+    # the last validation's metrics, which a straight run would report.
+    final = dict(begin.checkpoint.get(LAST_VALIDATION, {})) if cfg.get("resume") else {}
+    final.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None else ""
     tested = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
