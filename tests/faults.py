@@ -64,3 +64,16 @@ class SignalAtTest(L.Callback):
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.resumed:
             os.kill(os.getpid(), self.signal)
+
+
+class SignalAtBatch(L.Callback):
+    """Send ``signal`` to this process when the first epoch has completed ``batch`` batches
+    (not optimizer steps: under gradient accumulation, inside a window). Once per run."""
+
+    def __init__(self, batch: int, signal: str) -> None:
+        self.batch, self.signal = batch, getattr(signals, signal)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        batch_idx = args[-1]
+        if trainer.current_epoch == 0 and batch_idx + 1 == self.batch and trainer.ckpt_path is None:
+            os.kill(os.getpid(), self.signal)

@@ -99,6 +99,23 @@ def uninterrupted(synthetic_dir, tmp_path_factory) -> tuple[list[str], Path]:
 
 
 @pytest.mark.slow
+def test_a_stop_inside_a_gradient_accumulation_window_resumes_exactly(tmp_path, synthetic_dir):
+    """accumulate_grad_batches=2, stopped after 5 batches (2 steps and half a window): the
+    resumed window adds its 6th batch to the 5th's gradient, as the straight run does."""
+    overrides = [*synthetic(tmp_path, synthetic_dir), "trainer.max_epochs=2",
+                 "trainer.accumulate_grad_batches=2"]  # fmt: skip
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    train(tmp_path, *overrides, f"hydra.run.dir={straight}")
+    fault = ["+callbacks.fault._target_=tests.faults.SignalAtBatch", "+callbacks.fault.batch=5",
+             "+callbacks.fault.signal=SIGTERM"]  # fmt: skip
+    train(tmp_path, *overrides, f"hydra.run.dir={run}", *fault, code=128 + signal.SIGTERM)
+    assert last(run)["global_step"] == 2 and "accumulated_gradients" in last(run)
+    train(tmp_path, f"resume={run}", "trusted_targets=[tests.faults]")
+    assert "accumulated_gradients" not in last(run)  # saved at epoch ends, on a window's edge
+    assert_same_run(straight, run)
+
+
+@pytest.mark.slow
 def test_a_run_killed_after_its_last_epoch_resumes_to_the_straight_runs_result(
     uninterrupted, tmp_path
 ):

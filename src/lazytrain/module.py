@@ -19,7 +19,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from lazytrain.compat import CheapHookNames, estimated_stepping_batches
+from lazytrain.compat import CheapHookNames, batches_completed, estimated_stepping_batches
 from lazytrain.distributed import leave_process_group_at_exit
 from lazytrain.dry_run import ShapeReport, apply_init
 from lazytrain.epoch_state import EpochState
@@ -28,6 +28,7 @@ from lazytrain.models import build_net, to_channels_last
 from lazytrain.optimizers import build_optimizer
 
 LAST_VALIDATION = "last_validation"  # in each checkpoint: {"val/acc": ..., "val/loss": ...}
+ACCUMULATED = "accumulated_gradients"  # in a checkpoint saved inside an accumulation window
 
 
 class LazyClassifier(CheapHookNames):
@@ -66,6 +67,7 @@ class LazyClassifier(CheapHookNames):
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(2)
         )
         self.epoch_state = EpochState()
+        self._accumulated: list[torch.Tensor | None] | None = None
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -105,6 +107,10 @@ class LazyClassifier(CheapHookNames):
 
     def on_train_start(self) -> None:
         self.epoch_state.start_training(self.device)
+        if self._accumulated is not None:  # resumed inside an accumulation window
+            for p, grad in zip(self.parameters(), self._accumulated, strict=True):
+                p.grad = None if grad is None else grad.to(p.device)
+            self._accumulated = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint.update(self.epoch_state.state_dict(self.device))
@@ -113,9 +119,14 @@ class LazyClassifier(CheapHookNames):
         checkpoint[LAST_VALIDATION] = {
             k: float(v) for k, v in metrics.items() if k.startswith("val/")
         }
+        # Stopped inside an accumulation window: its gradients so far, or the resumed window
+        # would step on part of them (the checkpoint grows by one copy of the weights).
+        if batches_completed(self.trainer) % self.trainer.accumulate_grad_batches:
+            checkpoint[ACCUMULATED] = [p.grad for p in self.parameters()]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.epoch_state.load_state_dict(checkpoint)
+        self._accumulated = checkpoint.get(ACCUMULATED)  # set once training starts
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
