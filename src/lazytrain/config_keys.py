@@ -75,8 +75,8 @@ def in_configuration(key: str) -> bool:
 
 
 # Overrides a resume may add: the data found elsewhere, other hardware, more epochs or steps,
-# another view of progress, compiled or not. Anything else must agree with the run: even a VIEW key (a callback's
-# or a logger's state lives in the checkpoint), and the run's own place.
+# another view of progress, compiled or not. Anything else must agree with the run: even a VIEW
+# key (a callback's or a logger's state lives in the checkpoint), and the run's own place.
 RESUME_MAY_ADD = DATA_PLACE + HARDWARE + (
     "trainer.max_epochs", "trainer.max_steps", "callbacks.progress_bar", "compile", "print_config",
 )  # fmt: skip

@@ -17,7 +17,13 @@ from typing import Any
 
 
 class DiskFullError(OSError):
-    """The device filled up while a file was written."""
+    """The device filled up while ``filename`` was written (however its writer reported it)."""
+
+    def __init__(self, filename: str | Path) -> None:
+        super().__init__(errno.ENOSPC, "No space left on device", str(filename))
+
+    def __str__(self) -> str:
+        return disk_full(self.filename)
 
 
 class _RecordingWrites:
@@ -72,7 +78,7 @@ def writes_to_full_disk_raised(path: Path) -> Iterator[Callable[[Any], _Recordin
         yield sink
     except Exception as err:
         if out_of_space(err) or any(out_of_space(s.error) for s in sinks):
-            raise DiskFullError(errno.ENOSPC, disk_full(path)) from err
+            raise DiskFullError(path) from err
         raise
 
 

@@ -26,13 +26,7 @@ from omegaconf import DictConfig, read_write
 from lazytrain import console, progress
 from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
 from lazytrain.compiling import CompileError
-from lazytrain.disk_full import (
-    DiskFullError,
-    disk_full,
-    full_file,
-    out_of_space,
-    threads_quiet_on_full_disk,
-)
+from lazytrain.disk_full import disk_full, full_file, out_of_space, threads_quiet_on_full_disk
 from lazytrain.distributed import leave_process_group
 from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.epoch_state import NonFiniteLossError
@@ -61,7 +55,6 @@ USER_ERRORS = (
     LabelError,
     TrackerError,
     CompileError,
-    DiskFullError,
 )
 
 
@@ -90,7 +83,7 @@ def main(cfg: DictConfig) -> float:
         sys.exit(128 + signal.SIGTERM)
     except USER_ERRORS as err:
         return refused(cfg, f"{type(err).__name__}: {err}")
-    except Exception as err:  # a full disk, however the writer that met it reported it
+    except Exception as err:  # a full disk (a DiskFullError, or however a writer reported it)
         if not out_of_space(err):
             raise
         return refused(cfg, f"DiskFullError: {disk_full(full_file(err), cfg.output_dir)}")

@@ -121,7 +121,11 @@ class LazyClassifier(CheapHookNames):
         }
         # Stopped inside an accumulation window: its gradients so far, or the resumed window
         # would step on part of them (the checkpoint grows by one copy of the weights).
-        if batches_completed(self.trainer) % self.trainer.accumulate_grad_batches:
+        trainer = self.trainer  # an epoch's last batch always steps, closing its window
+        if (
+            batches_completed(trainer) % trainer.accumulate_grad_batches
+            and not trainer.is_last_batch
+        ):
             checkpoint[ACCUMULATED] = [p.grad for p in self.parameters()]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from lazytrain.digests import weights_digest
 from lazytrain.hparams_table import table_dir
 from lazytrain.lineage import Lineage, labels
 from lazytrain.module import LAST_VALIDATION, LazyClassifier
-from lazytrain.recording import fast_dev_run, not_recorded, say_not_recorded
+from lazytrain.recording import CURVES, not_recorded, say_not_recorded
 from lazytrain.resume import RunConfig, start
 from lazytrain.run_dir import check_new_run, write_result
 from lazytrain.trackers import make_loggers, tracker_callbacks
@@ -75,9 +75,8 @@ def train(
     purge = begin.checkpoint["global_step"] + 1 if cfg.get("resume") else None
     skipped = not_recorded(cfg)
     say_not_recorded(cfg, skipped)
-    loggers = (
-        [] if fast_dev_run(cfg) else make_loggers(cfg, begin.checkpoint, 0 if restart else purge)
-    )
+    no_tracker = CURVES in skipped  # fast_dev_run starts none: no partial event file
+    loggers = [] if no_tracker else make_loggers(cfg, begin.checkpoint, 0 if restart else purge)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=loggers or False,
