@@ -157,3 +157,19 @@ def test_hydra_builds_the_sweeper_from_the_config_its_callbacks_were_given():
         "Hydra.multirun no longer builds the sweeper from its callbacks' config after them: "
         "lazytrain.compat.set_sweeper_trials needs another way"
     )  # fmt: skip
+
+
+def test_an_operator_mode_sees_each_host_sync():
+    seen = []
+
+    class Seeing(compat.OperatorMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with Seeing():
+        float(torch.ones(2).sum())
+    assert torch.ops.aten._local_scalar_dense.default in seen, (
+        "torch.utils._python_dispatch.TorchDispatchMode no longer sees .item(): "
+        "lazytrain.compat.OperatorMode needs another way"
+    )

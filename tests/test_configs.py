@@ -21,6 +21,7 @@ from lazytrain.config_keys import (
 from lazytrain.train import model_and_data, train
 
 from .helpers import CONF, read_events
+from .probes import HostSyncProbe
 
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))  # recipes
@@ -48,23 +49,29 @@ def test_recipes_build_model_schedule_and_augmentation(cfg_factory, recipe):
     assert model.hparams.label_smoothing == 0.1
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
-def test_recipes_train_end_to_end(cfg_factory, recipe):
-    """Two optimizer steps per recipe and speedrun at full model size, through ``train``: the ResNet recipe is
-    too slow to train on a CPU, so this is its proof that schedule, augmentation and the
-    residual net work together; the hparams row records the hardware."""
+@pytest.mark.parametrize("recipe", [*RECIPES, "model=lazy_mlp", "model=lazy_layers"])
+def test_recipes_train_end_to_end_without_a_host_sync_between_logging_steps(cfg_factory, recipe):
+    """Three optimizer steps per recipe, speedrun and model outside them, at full size, through
+    ``train``: the ResNet recipe is too slow to train on a CPU, so this is its proof that
+    schedule, augmentation and the residual net work together; the hparams row records the
+    hardware. On the steps that log nothing, nothing makes the host wait for the device, from
+    the end of one step to the end of the next (fetching and augmenting included): each such
+    operation is named by its line (``tests/probes.py``)."""
     cfg = cfg_factory(
         recipe,
         "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
+        "trainer.limit_train_batches=3",
         "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1",
+        "trainer.log_every_n_steps=50",
     )
-    assert math.isfinite(train(cfg))
+    probe = HostSyncProbe()
+    assert math.isfinite(train(cfg, callbacks=[probe]))
+    assert probe.windows == 2 and not probe.found, "\n".join(probe.found)
     events = read_events(Path(cfg.output_dir))
     assert events.hparams["hardware"] == f"CPU, {len(os.sched_getaffinity(0))} cores"
     assert events.hparams["params"] > 0
-    assert [step for step, _ in events.scalars["test/acc"]] == [2]
+    assert [step for step, _ in events.scalars["test/acc"]] == [3]
 
 
 def hydra_config(*overrides: str):

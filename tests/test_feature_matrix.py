@@ -5,7 +5,9 @@ promises (steps, validation points, dtypes, logged curves), not only for finishi
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from omegaconf import OmegaConf
 
 from lazytrain.digests import weights_digest
@@ -50,13 +53,15 @@ FAMILIES = {
 
 
 class Ran:
-    """What a finished run left: its events, its last checkpoint, its batches per epoch."""
+    """What a finished run left: its events, its last checkpoint, its batches per epoch, and
+    what it logged and printed."""
 
-    def __init__(self, run: Path, batches: int) -> None:
+    def __init__(self, run: Path, batches: int, logged: str) -> None:
         self.run = run
         self.events = read_events(run).scalars
         self.last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
         self.batches = batches
+        self.logged = logged
 
     def steps(self, tag: str) -> list[int]:
         return [step for step, _ in self.events[tag]]
@@ -117,6 +122,18 @@ def profiled(ran: Ran) -> None:
     trained(ran)
 
 
+def summarized(ran: Ran) -> None:
+    """ModelSummary counts the materialized parameters: those the checkpoint holds (no lazy
+    parameter left uncounted), the BatchNorm statistics aside."""
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    params = sum(t.numel() for k, t in ran.last["state_dict"].items() if not k.endswith(buffers))
+    # Lightning's table (logged) or, with Rich installed, Rich's (printed)
+    plain, rich = r"^(.+?)\s+Trainable params\s*$", r"^Trainable params: (.+?)\s*$"
+    (count,) = re.findall(plain, ran.logged, re.M) + re.findall(rich, ran.logged, re.M)
+    assert params > 0 and count == get_human_readable_count(params).strip()
+    trained(ran)
+
+
 CALLBACK = "+callbacks.{0}._target_=lightning.pytorch.callbacks.{1}"
 FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
     "64-true": (["trainer.precision=64-true"], dtype(torch.float64)),
@@ -133,23 +150,18 @@ FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
         validated_at(lambda b: [b // 2, b, b + b // 2, 2 * b]),
     ),
     "val-every-2nd-epoch": (["trainer.check_val_every_n_epoch=2"], validated_at(lambda b: [2 * b])),
+    "sanity-check-all": (  # before training; its scores are no validation of the run
+        ["+trainer.num_sanity_val_steps=-1"],
+        validated_at(lambda b: [b, 2 * b]),
+    ),
+    "model-summary": (["trainer.enable_model_summary=true"], summarized),
     "max_steps": (["trainer.max_steps=5"], global_step(lambda b: 5)),
     "limit_train_batches": (["trainer.limit_train_batches=3"], global_step(lambda b: 3 * EPOCHS)),
-    "swa": (
-        [CALLBACK.format("swa", "StochasticWeightAveraging"), "+callbacks.swa.swa_lrs=0.01"],
-        averaged,
-    ),
+    "swa": (["callbacks=swa"], averaged),
     "deterministic": (["trainer.deterministic=true"], trained),
     "benchmark": (["trainer.benchmark=true"], trained),
-    "max_time": (["+trainer.max_time=00:00:00:01", "trainer.max_epochs=10000"], stopped_in_time),
-    "advanced-profiler": (
-        [
-            "+trainer.profiler._target_=lightning.pytorch.profilers.AdvancedProfiler",
-            "+trainer.profiler.dirpath=${output_dir}",
-            "+trainer.profiler.filename=profile",
-        ],
-        profiled,
-    ),
+    "max_time": (["+trainer.max_time={seconds:1}", "trainer.max_epochs=10000"], stopped_in_time),
+    "advanced-profiler": (["+trainer.profiler=advanced"], profiled),  # by name
     "lr-monitor": (
         [CALLBACK.format("lr", "LearningRateMonitor")],
         logged("lr-AdamW/pg1", "lr-AdamW/pg2"),  # weights; biases and norm scales
@@ -169,18 +181,20 @@ def user_package(tmp_path_factory):
 
 @pytest.mark.parametrize("feature", FEATURES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_feature_on_family(family, feature, tmp_path, synthetic_dir, user_package):
+def test_feature_on_family(family, feature, tmp_path, synthetic_dir, user_package, caplog, capsys):
     overrides, check = FEATURES[feature]
     cfg = make_cfg(
         tmp_path, synthetic_dir, f"trainer.max_epochs={EPOCHS}", *FAMILIES[family], *overrides
     )
     if family == "user_module":
         cfg.model = OmegaConf.create({"_target_": f"{USER_PACKAGE}.TinyNet"})
-    train(cfg)
+    with caplog.at_level(logging.INFO):
+        train(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.trainer = quiet_trainer(tmp_path)
     datamodule.setup("fit")
-    check(Ran(Path(cfg.output_dir), len(datamodule.train_dataloader())))
+    shown = caplog.text + capsys.readouterr().out
+    check(Ran(Path(cfg.output_dir), len(datamodule.train_dataloader()), shown))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

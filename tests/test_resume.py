@@ -8,6 +8,7 @@ import ast
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -113,6 +114,33 @@ def test_a_stop_inside_a_gradient_accumulation_window_resumes_exactly(tmp_path, 
     train(tmp_path, f"resume={run}", "trusted_targets=[tests.faults]")
     assert "accumulated_gradients" not in last(run)  # saved at epoch ends, on a window's edge
     assert_same_run(straight, run)
+
+
+SWA = ["callbacks=swa", "callbacks.swa.swa_epoch_start=1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("feature", "fault"),
+    [
+        (["trainer.val_check_interval=0.5"], ["+callbacks.fault.step=6", "+callbacks.fault.signal=SIGKILL"]),
+        (SWA, ["+callbacks.fault.step=13", "+callbacks.fault.signal=SIGTERM"]),
+    ],
+    ids=["killed-after-a-mid-epoch-validation", "stopped-while-averaging"],
+)  # fmt: skip
+def test_features_with_state_resume_exactly(tmp_path, synthetic_dir, feature, fault):
+    """val_check_interval=0.5: killed at step 6, the run resumes from the checkpoint of the
+    validation at step 4, mid-epoch. SWA (from epoch 1 of 3): stopped mid-epoch while averaging,
+    its average, count and schedule resume. Either way the run ends as the straight run does."""
+    overrides = [*synthetic(tmp_path, synthetic_dir), "trainer.max_epochs=3", *feature]
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    train(tmp_path, *overrides, f"hydra.run.dir={straight}")
+    sig = signal.SIGKILL if "signal=SIGKILL" in fault[1] else signal.SIGTERM
+    code = -sig if sig == signal.SIGKILL else 128 + sig
+    train(tmp_path, *overrides, f"hydra.run.dir={run}", FAULT, *fault, code=code)
+    assert last(run)["global_step"] % 8  # a mid-epoch checkpoint
+    train(tmp_path, f"resume={run}", "trusted_targets=[tests.faults]")
+    assert_same_run(straight, run, views=("train/", "val/"))
 
 
 @pytest.mark.slow
@@ -244,19 +272,24 @@ def test_a_kill_in_the_middle_of_a_write_leaves_the_old_file_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["last.ckpt"]
 
 
-@pytest.fixture
-def short_run(tmp_path, synthetic_dir) -> tuple[list[str], Path]:
-    """A finished 2-batch run on the synthetic data: its overrides and its directory."""
-    data = synthetic(tmp_path, synthetic_dir)
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished_short_run(tmp_path_factory, synthetic_dir) -> tuple[list[str], Path]:
+    """A finished 2-batch run on the synthetic data, trained once for the module."""
+    cwd = tmp_path_factory.mktemp("short_run")
+    data = synthetic(cwd, synthetic_dir)
+    run = cwd / "run"
     train(
-        tmp_path,
-        *data,
-        f"hydra.run.dir={run}",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
+        cwd, *data, f"hydra.run.dir={run}", "trainer.max_epochs=1", "trainer.limit_train_batches=2"
     )
     return data, run
+
+
+@pytest.fixture
+def short_run(tmp_path, finished_short_run) -> tuple[list[str], Path]:
+    """A copy of that run for one test (a run directory holds no path of its own): its
+    overrides and its directory."""
+    data, trained = finished_short_run
+    return data, Path(shutil.copytree(trained, tmp_path / "run"))
 
 
 def snapshot(run: Path) -> dict[Path, bytes]:

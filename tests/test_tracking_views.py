@@ -87,8 +87,12 @@ def table_for(row: dict):
 
 
 def test_runs_that_end_at_once_lose_no_column(tmp_path):
-    """Eight processes (parallel jobs of a sweep) add their columns at the same moment."""
-    with multiprocessing.get_context("spawn").Pool(8) as pool:
+    """Eight processes (parallel jobs of a sweep) add their columns at the same moment. Forked
+    from a fresh server that imported this module once (not from pytest, whose torch threads
+    a fork must not inherit; not spawned, each importing Lightning anew)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with context.Pool(8) as pool:
         pool.starmap(add_one_column, [(tmp_path, i) for i in range(8)])
     names = {info.name for info in table_columns(tmp_path).hparam_infos}
     assert names == {f"key{i}" for i in range(8)}

@@ -3,6 +3,7 @@ lazy models and lazytrain's on-device data, not only that the run exits 0."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hydra.utils import instantiate
 
@@ -11,7 +12,15 @@ from lazytrain.datamodule import ImageDataModule
 from lazytrain.recording import CURVES
 from lazytrain.run_dir import read_result
 
-from .helpers import make_cfg, quiet_trainer, read_events, run_script, synthetic, train_run
+from .helpers import (
+    assert_refused,
+    make_cfg,
+    quiet_trainer,
+    read_events,
+    run_script,
+    synthetic,
+    train_run,
+)
 
 RECIPE = "experiment=cnn_recipe"  # augmentation on: crop, flip, erasing
 
@@ -38,17 +47,6 @@ def test_overfit_batches_gives_the_same_batches_in_order_without_augmentation(
     # without it: shuffled and augmented, as training is
     (plain, _), _ = train_batches(tmp_path, synthetic_dir)
     assert not torch.equal(plain[0], images[:size])
-
-
-def test_overfit_batches_learns_its_batches_by_heart(tmp_path, real_data_root):
-    """Two batches of Fashion-MNIST, the augmenting recipe, 60 epochs: train accuracy 100%."""
-    run = train_run(
-        tmp_path, f"data.root={real_data_root}", RECIPE, "data.batch_size=64",
-        "++trainer.overfit_batches=2", "trainer.max_epochs=60", "trainer.limit_val_batches=1",
-        "trainer.log_every_n_steps=2", "callbacks.progress_bar.refresh_rate=0",
-    )  # fmt: skip
-    curve = read_events(run).scalars["train/acc"]
-    assert len(curve) == 60 and curve[-1][1] == 1.0, curve
 
 
 def test_runs_that_skip_recording_say_so_and_compare_lists_them_as_not_recorded(
@@ -107,3 +105,22 @@ def test_early_stopping_stops_and_a_resumed_run_keeps_its_patience(tmp_path, syn
     ]
     epoch = steps[0][0]
     assert steps == [[epoch, 2 * epoch, 3 * epoch]] * 2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.precision=16-mixed", "float16 mixed precision needs a CUDA device"),
+        ("+trainer.profiler=simplest", "trainer.profiler=simplest is not a Lightning profiler"),
+    ],
+)
+def test_a_trainer_argument_the_run_cannot_honour_is_refused_before_anything_is_written(
+    tmp_path, synthetic_dir, override, message
+):
+    run = tmp_path / "run"
+    proc = run_script(
+        "train.py", *synthetic(tmp_path, synthetic_dir), override, f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_refused(proc, message)
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", "train.log"]

@@ -2,11 +2,14 @@
 erasing — each a few tensor ops over the whole batch, no PIL, no per-sample Python.
 
 Randomness comes from a generator the caller seeds per epoch, so a resumed run sees the same
-augmented batches as an uninterrupted one.
+augmented batches as an uninterrupted one. The generator lives on the images' device and nothing
+here reads a value back to the host or makes a tensor from host data: on a GPU, augmenting a
+batch queues behind the step before it instead of waiting for it (``tests/probes.py`` checks).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -41,14 +44,18 @@ class Augment:
 
 
 def _rand(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, generator=generator, device=generator.device).to(device)
+    """``n`` uniform numbers drawn on ``device``, by a generator that lives there."""
+    return torch.rand(n, generator=generator, device=device)
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad (the background of normalized Fashion-MNIST is its minimum, so pad with that)
-    and take each image's window at its own random offset, by one gather."""
+    """Pad with the batch's minimum (the background of normalized Fashion-MNIST) and take each
+    image's window at its own random offset, by one gather. The minimum stays a tensor: padding
+    with ``float(x.min())`` would wait for the device."""
     n, c, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4, value=float(x.min()))
+    border = torch.ones(1, 1, h, w, dtype=torch.bool, device=x.device)
+    border = F.pad(~border, (padding,) * 4, value=True)
+    padded = torch.where(border, x.amin(), F.pad(x, (padding,) * 4))
     top = (_rand(n, generator, x.device) * (2 * padding + 1)).long()
     left = (_rand(n, generator, x.device) * (2 * padding + 1)).long()
     rows = (top[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(
@@ -62,10 +69,7 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> to
 def random_erasing(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     n, _, h, w = x.shape
     area = (0.02 + 0.23 * _rand(n, generator, x.device)) * h * w
-    aspect = torch.exp(
-        torch.log(torch.tensor(0.3))
-        + (torch.log(torch.tensor(3.3 / 0.3))) * _rand(n, generator, x.device)
-    )
+    aspect = torch.exp(math.log(0.3) + math.log(3.3 / 0.3) * _rand(n, generator, x.device))
     eh = (area * aspect).sqrt().clamp(1, h).long()
     ew = (area / aspect).sqrt().clamp(1, w).long()
     top = (_rand(n, generator, x.device) * (h - eh + 1)).long()

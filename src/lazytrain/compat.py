@@ -19,6 +19,7 @@ from omegaconf import DictConfig, open_dict, read_write
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.writer import FileWriter
 
@@ -28,6 +29,9 @@ from lazytrain import sqlite_url
 # (1-3d, lazy, sync): no public class or protocol covers each family.
 ConvLayer = _ConvNd
 BatchNormLayer = _BatchNorm
+# The mode that sees every operator torch dispatches (documented, but only under this path): the
+# tests' HostSyncProbe counts host syncs with it.
+OperatorMode = TorchDispatchMode
 
 
 class CheapHookNames(L.LightningModule):

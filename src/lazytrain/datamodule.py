@@ -59,10 +59,14 @@ class DeviceBatches:
         self._resume_at: dict[str, Any] | None = None
 
     def _indices(self, generator: torch.Generator) -> torch.Tensor:
-        n = len(self.y)
-        idx = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        """This rank's share of the epoch's order, drawn on the images' device."""
+        n, device = len(self.y), generator.device
+        if self.shuffle:
+            idx = torch.randperm(n, generator=generator, device=device)
+        else:
+            idx = torch.arange(n, device=device)
         usable = n - n % self.world_size
-        return idx[self.rank : usable : self.world_size].to(self.y.device)
+        return idx[self.rank : usable : self.world_size]
 
     def __len__(self) -> int:
         per_rank = len(self.y) // self.world_size
@@ -78,9 +82,10 @@ class DeviceBatches:
         self._resume_at = state
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        # One generator per epoch for the order and the augmentation: a resumed run replays both.
+        # One generator per epoch for the order and the augmentation, on the images' device (no
+        # host-to-device copy of random numbers): a resumed run replays both.
         epoch, start = self.epoch(), 0
-        generator = torch.Generator().manual_seed(self.seed + epoch)
+        generator = torch.Generator(self.x.device).manual_seed(self.seed + epoch)
         idx = self._indices(generator)
         resume, self._resume_at = self._resume_at, None
         if resume is not None and resume["epoch"] == epoch:

@@ -37,6 +37,7 @@ from lazytrain.resume import Continuation, ResumeError, continue_in_place
 from lazytrain.run_dir import RunExistsError, record_failure
 from lazytrain.trackers import TrackerError
 from lazytrain.train import train
+from lazytrain.trainer_args import TrainerArgumentError
 from lazytrain.trust import UntrustedTargetError
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ USER_ERRORS = (
     LabelError,
     TrackerError,
     CompileError,
+    TrainerArgumentError,
 )
 
 

@@ -19,16 +19,14 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from lazytrain.compat import CheapHookNames, batches_completed, estimated_stepping_batches
+from lazytrain.compat import CheapHookNames, estimated_stepping_batches
 from lazytrain.distributed import leave_process_group_at_exit
 from lazytrain.dry_run import ShapeReport, apply_init
 from lazytrain.epoch_state import EpochState
+from lazytrain.exact_resume import ExactResume
 from lazytrain.loading import load_from_checkpoint
 from lazytrain.models import build_net, to_channels_last
 from lazytrain.optimizers import build_optimizer
-
-LAST_VALIDATION = "last_validation"  # in each checkpoint: {"val/acc": ..., "val/loss": ...}
-ACCUMULATED = "accumulated_gradients"  # in a checkpoint saved inside an accumulation window
 
 
 class LazyClassifier(CheapHookNames):
@@ -67,7 +65,7 @@ class LazyClassifier(CheapHookNames):
             MulticlassAccuracy(num_classes, average="micro", validate_args=False) for _ in range(2)
         )
         self.epoch_state = EpochState()
-        self._accumulated: list[torch.Tensor | None] | None = None
+        self.exact_resume = ExactResume(self.epoch_state)
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -106,31 +104,13 @@ class LazyClassifier(CheapHookNames):
         self.epoch_state.reset(self.device)  # (not for an epoch resumed mid-way: sums are loaded)
 
     def on_train_start(self) -> None:
-        self.epoch_state.start_training(self.device)
-        if self._accumulated is not None:  # resumed inside an accumulation window
-            for p, grad in zip(self.parameters(), self._accumulated, strict=True):
-                p.grad = None if grad is None else grad.to(p.device)
-            self._accumulated = None
+        self.exact_resume.start_training(self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint.update(self.epoch_state.state_dict(self.device))
-        # what the last validation scored: a resume that trains no further reports it
-        metrics = self.trainer.callback_metrics
-        checkpoint[LAST_VALIDATION] = {
-            k: float(v) for k, v in metrics.items() if k.startswith("val/")
-        }
-        # Stopped inside an accumulation window: its gradients so far, or the resumed window
-        # would step on part of them (the checkpoint grows by one copy of the weights).
-        trainer = self.trainer  # an epoch's last batch always steps, closing its window
-        if (
-            batches_completed(trainer) % trainer.accumulate_grad_batches
-            and not trainer.is_last_batch
-        ):
-            checkpoint[ACCUMULATED] = [p.grad for p in self.parameters()]
+        checkpoint.update(self.exact_resume.state_dict(self))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.epoch_state.load_state_dict(checkpoint)
-        self._accumulated = checkpoint.get(ACCUMULATED)  # set once training starts
+        self.exact_resume.load_state_dict(checkpoint)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

@@ -28,14 +28,16 @@ from lazytrain.config_keys import LENGTH
 from lazytrain.console import print_config_tree
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
+from lazytrain.exact_resume import LAST_VALIDATION
 from lazytrain.hparams_table import table_dir
 from lazytrain.lineage import Lineage, labels
-from lazytrain.module import LAST_VALIDATION, LazyClassifier
+from lazytrain.module import LazyClassifier
 from lazytrain.recording import CURVES, not_recorded, say_not_recorded
 from lazytrain.resume import RunConfig, start
 from lazytrain.run_dir import check_new_run, write_result
 from lazytrain.trackers import make_loggers, tracker_callbacks
 from lazytrain.tracking import hparams_row, log_hparams, tensorboard_writer
+from lazytrain.trainer_args import trainer_arguments
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ def train(
         step = begin.checkpoint.get("global_step", 0)
         log.info("resuming %s from %s (step %d)", cfg.resume, begin.ckpt_path, step)
     tags, notes = labels(cfg.get("tags"), cfg.get("notes"))
+    trainer_extras = trainer_arguments(cfg.trainer, Path(cfg.output_dir))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = model_and_data(cfg)
     compile_net(model.net, cfg.get("compile"))  # after the dry run and init
@@ -79,6 +82,8 @@ def train(
     loggers = [] if no_tracker else make_loggers(cfg, begin.checkpoint, 0 if restart else purge)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
+        _convert_="all",  # plain containers: Lightning checks max_time={...} for a dict
+        **trainer_extras,
         logger=loggers or False,
         callbacks=[
             *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c),
