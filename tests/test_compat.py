@@ -173,3 +173,15 @@ def test_an_operator_mode_sees_each_host_sync():
         "torch.utils._python_dispatch.TorchDispatchMode no longer sees .item(): "
         "lazytrain.compat.OperatorMode needs another way"
     )
+
+
+def test_weight_averaging_keeps_its_model_and_swa_its_schedule_state():
+    from lightning.pytorch.callbacks import EMAWeightAveraging, StochasticWeightAveraging
+
+    swa = StochasticWeightAveraging(swa_lrs=0.01)
+    for name in ("_initialized", "_scheduler_state"):
+        present(swa, name, "swa_schedule_state")
+    assert compat.swa_schedule_state(swa) == (False, False)
+    ema = EMAWeightAveraging()
+    present(ema, "_average_model", "average_model")
+    assert compat.average_model(ema) is None  # built at fit's setup

@@ -49,9 +49,11 @@ def test_recipes_build_model_schedule_and_augmentation(cfg_factory, recipe):
     assert model.hparams.label_smoothing == 0.1
 
 
-@pytest.mark.parametrize("recipe", [*RECIPES, "model=lazy_mlp", "model=lazy_layers"])
+@pytest.mark.parametrize(
+    "recipe", [*RECIPES, "model=lazy_mlp", "model=lazy_layers", "ema_decay=0.9"]
+)
 def test_recipes_train_end_to_end_without_a_host_sync_between_logging_steps(cfg_factory, recipe):
-    """Three optimizer steps per recipe, speedrun and model outside them, at full size, through
+    """Three optimizer steps per recipe, speedrun, model outside them and EMA, at full size, through
     ``train``: the ResNet recipe is too slow to train on a CPU, so this is its proof that
     schedule, augmentation and the residual net work together; the hparams row records the
     hardware. On the steps that log nothing, nothing makes the host wait for the device, from

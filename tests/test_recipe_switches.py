@@ -92,3 +92,27 @@ def test_ema_weights_are_what_validation_test_checkpoints_and_eval_use(cfg_facto
 def test_ema_decay_outside_0_1_is_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"ema_decay must be in \(0, 1\), e.g. 0.99; got 1.5"):
         EMA(1.5)
+
+
+@pytest.mark.parametrize("fn", ["avg_fn", "multi_avg_fn"])
+def test_the_host_counted_average_updates_as_torchs_does(fn):
+    """The same weights and count as torch's AveragedModel, update for update, a state loaded
+    between them included (its count is then read from the device once)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, get_ema_multi_avg_fn
+
+    from lazytrain.averaging import HostCountedAverage
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    kwargs = {fn: (get_ema_avg_fn if fn == "avg_fn" else get_ema_multi_avg_fn)(0.9)}
+    theirs, ours = AveragedModel(net, **kwargs), HostCountedAverage(net, **kwargs)
+    for step in range(4):
+        if step == 2:
+            ours.load_state_dict(theirs.state_dict())
+        with torch.no_grad():
+            net[0].weight.add_(torch.randn_like(net[0].weight))
+        theirs.update_parameters(net)
+        ours.update_parameters(net)
+        for a, b in zip(theirs.state_dict().values(), ours.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    assert ours.host_count == 4 == int(ours.n_averaged)

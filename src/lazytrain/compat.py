@@ -13,12 +13,13 @@ from typing import Any
 import lightning as L
 import torch
 from hydra._internal.utils import _locate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging, WeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, open_dict, read_write
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
+from torch.optim.swa_utils import AveragedModel
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.writer import FileWriter
@@ -77,6 +78,18 @@ class NotifyingCheckpoint(ModelCheckpoint):
 
     def saved(self, trainer: L.Trainer, filepath: str) -> None:
         """Called after each save; override it."""
+
+
+def swa_schedule_state(callback: StochasticWeightAveraging) -> tuple[bool, bool]:
+    """Whether Lightning's SWA has built its SWALR schedule, and whether a checkpoint's schedule
+    state waits to be loaded into it: what :class:`lazytrain.averaging.SWA` needs to resume
+    exactly; the callback exposes neither."""
+    return callback._initialized, callback._scheduler_state is not None
+
+
+def average_model(callback: WeightAveraging) -> AveragedModel | None:
+    """The ``AveragedModel`` Lightning's weight averaging builds at fit's setup (no accessor)."""
+    return callback._average_model
 
 
 def started_experiment(logger: TensorBoardLogger) -> SummaryWriter | None:
