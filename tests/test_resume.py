@@ -121,23 +121,22 @@ SWA = ["callbacks=swa", "callbacks.swa.swa_epoch_start=1"]
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("feature", "fault"),
+    ("feature", "step", "sig", "code"),
     [
-        (["trainer.val_check_interval=0.5"], ["+callbacks.fault.step=6", "+callbacks.fault.signal=SIGKILL"]),
-        (SWA, ["+callbacks.fault.step=13", "+callbacks.fault.signal=SIGTERM"]),
+        (["trainer.val_check_interval=0.5"], 6, "SIGKILL", -signal.SIGKILL),
+        (SWA, 13, "SIGTERM", 128 + signal.SIGTERM),
     ],
     ids=["killed-after-a-mid-epoch-validation", "stopped-while-averaging"],
 )  # fmt: skip
-def test_features_with_state_resume_exactly(tmp_path, synthetic_dir, feature, fault):
+def test_features_with_state_resume_exactly(tmp_path, synthetic_dir, feature, step, sig, code):
     """val_check_interval=0.5: killed at step 6, the run resumes from the checkpoint of the
     validation at step 4, mid-epoch. SWA (from epoch 1 of 3): stopped mid-epoch while averaging,
     its average, count and schedule resume. Either way the run ends as the straight run does."""
     overrides = [*synthetic(tmp_path, synthetic_dir), "trainer.max_epochs=3", *feature]
     straight, run = tmp_path / "straight", tmp_path / "run"
     train(tmp_path, *overrides, f"hydra.run.dir={straight}")
-    sig = signal.SIGKILL if "signal=SIGKILL" in fault[1] else signal.SIGTERM
-    code = -sig if sig == signal.SIGKILL else 128 + sig
-    train(tmp_path, *overrides, f"hydra.run.dir={run}", FAULT, *fault, code=code)
+    fault = [FAULT, f"+callbacks.fault.step={step}", f"+callbacks.fault.signal={sig}"]
+    train(tmp_path, *overrides, f"hydra.run.dir={run}", *fault, code=code)
     assert last(run)["global_step"] % 8  # a mid-epoch checkpoint
     train(tmp_path, f"resume={run}", "trusted_targets=[tests.faults]")
     assert_same_run(straight, run, views=("train/", "val/"))

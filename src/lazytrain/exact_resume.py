@@ -27,6 +27,11 @@ LAST_VALIDATION = "last_validation"  # {"val/acc": ..., "val/loss": ...}
 ACCUMULATED = "accumulated_gradients"  # only in a checkpoint saved inside an accumulation window
 
 
+def validation_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The last validation's metrics (``val/...``), as floats."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+
+
 class ExactResume:
     """The module's in-flight state: saved with each checkpoint, put back when training starts."""
 
@@ -37,9 +42,7 @@ class ExactResume:
     def state_dict(self, module: L.LightningModule) -> dict[str, Any]:
         trainer = module.trainer
         state = self.epoch.state_dict(module.device)
-        state[LAST_VALIDATION] = {
-            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
-        }
+        state[LAST_VALIDATION] = validation_metrics(trainer)
         # (an epoch's last batch always steps, closing its window: nothing to keep there)
         inside_window = batches_completed(trainer) % trainer.accumulate_grad_batches
         if inside_window and not trainer.is_last_batch:  # one more copy of the weights

@@ -28,7 +28,7 @@ from lazytrain.config_keys import LENGTH
 from lazytrain.console import print_config_tree
 from lazytrain.datamodule import ImageDataModule
 from lazytrain.digests import weights_digest
-from lazytrain.exact_resume import LAST_VALIDATION
+from lazytrain.exact_resume import LAST_VALIDATION, validation_metrics
 from lazytrain.hparams_table import table_dir
 from lazytrain.lineage import Lineage, labels
 from lazytrain.module import LazyClassifier
@@ -100,7 +100,7 @@ def train(
     # A resume of a run stopped after its last epoch validates nothing: its checkpoint holds
     # the last validation's metrics, which a straight run would report.
     final = dict(begin.checkpoint.get(LAST_VALIDATION, {})) if cfg.get("resume") else {}
-    final.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+    final.update(validation_metrics(trainer))
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None else ""
     tested = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)

@@ -16,18 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import get_class
+from lightning.pytorch.profilers import AdvancedProfiler, PyTorchProfiler, SimpleProfiler
 from omegaconf import DictConfig
 
 FP16_AMP = ("16-mixed", "16", 16)
-PROFILERS = {
-    name: f"lightning.pytorch.profilers.{cls}"
-    for name, cls in (
-        ("simple", "SimpleProfiler"),
-        ("advanced", "AdvancedProfiler"),
-        ("pytorch", "PyTorchProfiler"),
-    )
-}
+PROFILERS = {"simple": SimpleProfiler, "advanced": AdvancedProfiler, "pytorch": PyTorchProfiler}
 
 
 class TrainerArgumentError(ValueError):
@@ -66,4 +59,4 @@ def profiler_writing_to(trainer: DictConfig, run_dir: Path) -> dict[str, Any]:
             f"trainer.profiler={name} is not a Lightning profiler: give one of "
             f"{', '.join(PROFILERS)}, e.g. +trainer.profiler=simple, or debug=profiler"
         )
-    return {"profiler": get_class(PROFILERS[name])(dirpath=run_dir, filename="profile")}
+    return {"profiler": PROFILERS[name](dirpath=run_dir, filename="profile")}
