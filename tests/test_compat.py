@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -72,8 +73,13 @@ def test_model_checkpoint_saves_through_save_checkpoint(tmp_path):
     present(ModelCheckpoint, "_save_checkpoint", "NotifyingCheckpoint")
 
     class Recording(compat.NotifyingCheckpoint):
+        def saving(self, trainer, filepath):
+            assert not Path(filepath).exists()  # before the save
+            self.saves.append(("saving", trainer.global_step, filepath))
+
         def saved(self, trainer, filepath):
-            self.saves.append((trainer.global_step, filepath))
+            assert Path(filepath).is_file()
+            self.saves.append(("saved", trainer.global_step, filepath))
 
     checkpoint = Recording(
         dirpath=tmp_path / "ckpt",
@@ -87,10 +93,16 @@ def test_model_checkpoint_saves_through_save_checkpoint(tmp_path):
         callbacks=[checkpoint],
     )  # fmt: skip
     trainer.fit(Tiny())
-    assert [step for step, _ in checkpoint.saves] == [3, 6]
+    assert [(when, step) for when, step, _ in checkpoint.saves] == [
+        ("saving", 3),
+        ("saved", 3),
+        ("saving", 6),
+        ("saved", 6),
+    ]
     assert all((tmp_path / "ckpt" / name).is_file() for name in ("e0.ckpt", "e1.ckpt"))
-    checkpoint.save_now(trainer, str(tmp_path / "now.ckpt"))
-    assert checkpoint.saves[-1] == (6, str(tmp_path / "now.ckpt"))
+    now = str(tmp_path / "now.ckpt")
+    checkpoint.save_now(trainer, now)
+    assert checkpoint.saves[-2:] == [("saving", 6, now), ("saved", 6, now)]
 
 
 def test_tensorboard_logger_experiment_and_the_writers_event_file(tmp_path):

@@ -21,6 +21,7 @@ from .helpers import make_cfg, read_events, run_script, synthetic
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).with_name("ddp_fit.py")
+ACCUMULATE = Path(__file__).with_name("ddp_accumulate.py")
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
@@ -49,6 +50,28 @@ def test_trap1_2_3_ddp_trains_from_identical_weights_on_every_rank(
     # (SIGABRT, "terminate called without an active exception"): every rank left it before.
     exits = [json.loads((tmp_path / f"exit_rank{r}.json").read_text()) for r in range(2)]
     assert exits == [{"left_group": True}] * 2
+
+
+def test_a_ddp_checkpoint_inside_an_accumulation_window_resumes_exactly(synthetic_dir, tmp_path):
+    """Under DDP every rank accumulates its own gradients until the window's last batch: a
+    checkpoint inside the window keeps each rank's (rank 0's in the file, the others' beside it),
+    and the resume from it ends bit-identical to the straight run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    reports = {}
+    for mode in ("straight", "resumed"):
+        proc = subprocess.run(
+            [sys.executable, str(ACCUMULATE), mode, str(synthetic_dir), str(tmp_path)],
+            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "not exact" not in proc.stderr
+        reports[mode] = json.loads((tmp_path / f"{mode}.json").read_text())
+    straight, resumed = reports["straight"], reports["resumed"]
+    # saved after batch 3 (1 step + half a window), rank 1's gradients in a file named after it
+    assert straight["mid_window_files"] == [".last.ckpt.rank1-window1.1.pt", "last.ckpt"]
+    assert straight["files_at_the_end"] == ["last.ckpt"]  # the window closed: its file dropped
+    assert resumed["global_step"] == straight["global_step"] == 3
+    assert resumed["checksum"] == straight["checksum"]
 
 
 def test_cli_multirun_with_ddp_runs_each_job_once_and_only_rank_zero_writes(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lazytrain.checkpoints import atomic_write
+from lazytrain.atomic_write import atomic_write
 from lazytrain.disk_full import DiskFullError
 
 from .helpers import assert_refused, read_events, run_script, synthetic

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lazytrain.checkpoints import LastCheckpoint, atomic_write
+from lazytrain.atomic_write import atomic_write
+from lazytrain.checkpoints import LastCheckpoint
 from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.train import model_and_data
 

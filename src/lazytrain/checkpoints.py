@@ -22,8 +22,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from lazytrain.atomic_write import atomic_write
 from lazytrain.compat import NotifyingCheckpoint
-from lazytrain.disk_full import writes_to_full_disk_raised
+from lazytrain.exact_resume import drop_stale_rank_windows, save_rank_window
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +35,6 @@ class CheckpointError(ValueError):
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint's parameters or optimizer state do not fit the configured model."""
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """``write(file)`` into a temporary file beside ``path``, fsync, rename over ``path``, fsync
-    the directory: readers (and a process killed at any moment) see the old or the new file. A
-    full disk is a :class:`~lazytrain.disk_full.DiskFullError` naming ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with writes_to_full_disk_raised(path) as sink, tmp.open("wb") as f:
-            write(sink(f))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -170,6 +150,12 @@ class ModelCheckpoint(NotifyingCheckpoint):
         if self._per_batch:
             super().on_train_batch_end(trainer, *args)
 
+    def saving(self, trainer: L.Trainer, filepath: str) -> None:
+        save_rank_window(trainer, filepath)  # (each DDP rank's own, see exact_resume)
+
+    def saved(self, trainer: L.Trainer, filepath: str) -> None:
+        drop_stale_rank_windows(trainer, filepath)
+
 
 def best_score(callback: LightningModelCheckpoint) -> float:
     """The monitored value of ``callback``'s best checkpoint. A ``ddp_spawn`` fit trains in worker
@@ -231,6 +217,7 @@ class LastCheckpoint(ModelCheckpoint):
             self._previous_sigint = None
 
     def saved(self, trainer: L.Trainer, filepath: str) -> None:
+        super().saved(trainer, filepath)
         self._saved_step = trainer.global_step
 
     def on_exception(

@@ -64,17 +64,22 @@ def batches_completed(trainer: L.Trainer) -> int:
 
 
 class NotifyingCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` with a public hook after each save of its own. Every save it makes (per
-    epoch, per step, on a time interval) passes through its internal ``_save_checkpoint``, which
-    also records the file and tells the loggers; nothing public says a save happened."""
+    """``ModelCheckpoint`` with public hooks before and after each save of its own, on every rank.
+    Every save it makes (per epoch, per step, on a time interval) passes through its internal
+    ``_save_checkpoint``, which also records the file and tells the loggers; nothing public says a
+    save happens, or to which file."""
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        self.saving(trainer, filepath)
         super()._save_checkpoint(trainer, filepath)
         self.saved(trainer, filepath)
 
     def save_now(self, trainer: L.Trainer, filepath: str) -> None:
         """Save as the callback's own schedule would (the same bookkeeping and hook)."""
         self._save_checkpoint(trainer, filepath)
+
+    def saving(self, trainer: L.Trainer, filepath: str) -> None:
+        """Called before each save; override it."""
 
     def saved(self, trainer: L.Trainer, filepath: str) -> None:
         """Called after each save; override it."""

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lazytrain.checkpoints import atomic_write
+from lazytrain.atomic_write import atomic_write
 from lazytrain.images import DataError, ImageSet
 
 log = logging.getLogger(__name__)

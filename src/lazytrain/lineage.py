@@ -30,7 +30,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-from lazytrain.checkpoints import atomic_write
+from lazytrain.atomic_write import atomic_write
 from lazytrain.lineage_file import FILE, code_label, read
 from lazytrain.tracking import hardware, tensorboard_writer
 

@@ -20,6 +20,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lazytrain.atomic_write import atomic_write
+
 
 class RunExistsError(ValueError):
     """The output directory already holds a run that this one would mix into or overwrite."""
@@ -77,8 +79,6 @@ def failures_since(sweep_dir: str | Path, start: float) -> list[dict[str, Any]]:
 
 def write_result(directory: str | Path, result: dict[str, Any]) -> None:
     """The run's last write: after it, a continued sweep skips the run and returns its metric."""
-    from lazytrain.checkpoints import atomic_write  # (imports Lightning: not at Hydra's start)
-
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     atomic_write(Path(directory) / RESULT, lambda f: f.write(text.encode()))
 
