@@ -1,4 +1,4 @@
-"""Fit the real config on 2 CPU processes (gloo) with a DDP strategy; rank 0 writes a JSON report,
+"""Fit the real config on 2 CPU processes (gloo) with a DDP strategy (``ddp``); rank 0 writes a JSON report,
 and every rank, at its exit, whether it had left its process group by then.
 
 Run by test_ddp.py as a subprocess, because Lightning's ``ddp`` launcher re-runs ``sys.argv``:

@@ -50,17 +50,25 @@ def test_recipes_build_model_schedule_and_augmentation(cfg_factory, recipe):
 
 
 @pytest.mark.parametrize(
-    "recipe", [*RECIPES, "model=lazy_mlp", "model=lazy_layers", "ema_decay=0.9"]
+    "recipe",
+    [
+        *RECIPES,
+        "model=lazy_mlp",
+        "model=lazy_layers",
+        "ema_decay=0.9",
+        "trainer=gpu model=lazy_cnn",
+    ],
 )
 def test_recipes_train_end_to_end_without_a_host_sync_between_logging_steps(cfg_factory, recipe):
-    """Three optimizer steps per recipe, speedrun, model outside them and EMA, at full size, through
+    """Three optimizer steps per recipe, speedrun, model outside them, EMA and trainer=gpu's
+    settings (on the CPU), at full size, through
     ``train``: the ResNet recipe is too slow to train on a CPU, so this is its proof that
     schedule, augmentation and the residual net work together; the hparams row records the
     hardware. On the steps that log nothing, nothing makes the host wait for the device, from
     the end of one step to the end of the next (fetching and augmenting included): each such
     operation is named by its line (``tests/probes.py``)."""
     cfg = cfg_factory(
-        recipe,
+        *recipe.split(),
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=3",
         "trainer.limit_val_batches=1",

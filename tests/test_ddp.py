@@ -24,13 +24,10 @@ SCRIPT = Path(__file__).with_name("ddp_fit.py")
 ACCUMULATE = Path(__file__).with_name("ddp_accumulate.py")
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
-def test_trap1_2_3_ddp_trains_from_identical_weights_on_every_rank(
-    strategy, synthetic_dir, tmp_path
-):
+def test_trap1_3_ddp_trains_from_identical_weights_on_every_rank(synthetic_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), strategy, str(synthetic_dir), str(tmp_path)],
+        [sys.executable, str(SCRIPT), "ddp", str(synthetic_dir), str(tmp_path)],
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -141,9 +138,10 @@ def test_cli_ddp_ranks_agree_on_the_metrics_and_rank_zero_reports_them(synthetic
     assert shown == f"{events.scalars['train/loss_epoch'][-1][1]:.4g}"  # 4 significant digits
 
 
-def test_cli_ddp_spawn_run_exits_0_and_sweepers_get_its_best_score(synthetic_dir, tmp_path):
-    """``ddp_spawn`` fits in worker processes, which hand the main process back the best
-    checkpoint's path but not its score: the score a sweeper gets is read from that file."""
+def test_trap2_cli_ddp_spawn_run_exits_0_and_sweepers_get_its_best_score(synthetic_dir, tmp_path):
+    """``ddp_spawn`` fits in worker processes, each cloning every parameter as it starts (a lazy
+    one would fail there), which hand the main process back the best checkpoint's path but not
+    its score: the score a sweeper gets is read from that file."""
     run = tmp_path / "run"
     proc = run_script(
         "train.py", "trainer=ddp", "trainer.strategy=ddp_spawn", *synthetic(tmp_path, synthetic_dir),

@@ -21,7 +21,8 @@ HARDWARE_CHOICE = "trainer"
 # How it computed or showed what it did, with the same result: the evaluation batch, the dry
 # run's sample, kernel choices, what is logged, validated, summarized or optimized by a sweeper.
 VIEW = (
-    "data.eval_batch_size", "sample_size", "compile", "print_config", "trainer.deterministic",
+    "data.eval_batch_size", "sample_size", "compile", "channels_last", "optimizer.fused",
+    "print_config", "trainer.deterministic",
     "trainer.benchmark", "trainer.fast_dev_run", "callbacks", "logger", "optimized_metric",
     "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",
     "trainer.limit_val_batches", "trainer.limit_test_batches", "trainer.limit_predict_batches",

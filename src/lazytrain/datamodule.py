@@ -125,9 +125,12 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: int,
         shuffle_seed: int,
         augment: Augment | None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        # every training batch full: one shape for every step (compile=reduce-overhead's CUDA graphs)
+        self.drop_last = drop_last
         self.val_size, self.split_seed, self.shuffle_seed = val_size, split_seed, shuffle_seed
         self.augment = augment  # training batches only
         self._cpu: ImageSet | None = None
@@ -234,6 +237,7 @@ class ImageDataModule(L.LightningDataModule):
             world_size=trainer.world_size if trainer else 1,
             augment=self.augment if varied else None,
             normalize=self.normalization,
+            drop_last=train and self.drop_last,
         )
 
     def train_dataloader(self) -> DeviceBatches:
@@ -261,8 +265,11 @@ class FashionMNISTDataModule(ImageDataModule):
         search_dirs: Sequence[str] = (SYSTEM_DIR,),
         download: bool = True,
         augment: Augment | None = None,
+        drop_last: bool = False,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, val_size, split_seed, shuffle_seed, augment)
+        super().__init__(
+            batch_size, eval_batch_size, val_size, split_seed, shuffle_seed, augment, drop_last
+        )
         self.root, self.search_dirs, self.download = root, list(search_dirs), download
 
     def read(self) -> FashionMNIST:
@@ -288,8 +295,11 @@ class ImageFolderDataModule(ImageDataModule):
         resize: Sequence[int] | None = None,
         cache_dir: str | None = None,
         augment: Augment | None = None,
+        drop_last: bool = False,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, val_size, split_seed, shuffle_seed, augment)
+        super().__init__(
+            batch_size, eval_batch_size, val_size, split_seed, shuffle_seed, augment, drop_last
+        )
         self.root, self.resize, self.cache_dir = root, resize, cache_dir
 
     def read(self) -> ImageSet:
