@@ -26,9 +26,15 @@ def test_bench_prints_its_table(real_data_root, tmp_path):
         re.M,
     )  # (a), (b), (d) bare Lightning, (c) lazytrain, d/b, c/b, c/a, dry run
     assert row, proc.stdout[-2000:]
-    assert re.search(
-        r"first training step \(`python scripts/train.py`\): median [\d.]+ s", proc.stdout
+    startup = re.search(
+        r"first training step \(`python scripts/train.py`\): median ([\d.]+) s over 1 starts: "
+        r"importing torch and Lightning ([\d.]+) s, lazytrain's share .* ([\d.]+) s\.$",
+        proc.stdout,
+        re.M,
     )
+    assert startup, proc.stdout[-2000:]
+    first, imports, ours = map(float, startup.groups())
+    assert 0 < imports < first and ours == pytest.approx(first - imports, abs=0.011)
     assert list(tmp_path.iterdir()) == []  # a benchmark writes nothing but its output
 
 

@@ -17,8 +17,9 @@ import torch
 from lazytrain.tracking import hardware
 
 log = logging.getLogger(__name__)
-_IMPORTED = time.time()
+_IMPORTED = time.time()  # (torch and Lightning are imported above: its start-up is theirs)
 _job_start: float | None = None  # time.time() when this process's current job started
+_first_job = True  # whether the current job started with the process
 
 
 def process_age() -> float:
@@ -37,13 +38,23 @@ def start_job_clock() -> None:
     """Start this job's clock. A process's first job starts with the process (its imports are
     what a person waits for after pressing Enter); each later job of a multirun when the launcher
     hands it over."""
-    global _job_start
-    _job_start = time.time() - (process_age() if _job_start is None else 0.0)
+    global _job_start, _first_job
+    _first_job = _job_start is None
+    _job_start = time.time() - (process_age() if _first_job else 0.0)
 
 
 def job_age() -> float:
     """Seconds since this job started (since the process started, outside a job)."""
     return process_age() if _job_start is None else time.time() - _job_start
+
+
+def import_seconds() -> float | None:
+    """Seconds from process start until torch and Lightning were imported: the part of start-up
+    that is theirs (the rest, to the first step, is lazytrain's and Hydra's). None for a later
+    job of a multirun, which imports nothing."""
+    if not _first_job:
+        return None
+    return process_age() - (time.time() - _IMPORTED)
 
 
 class ProgressLog(L.Callback):
@@ -82,10 +93,21 @@ class ProgressLog(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
-        if trainer.current_epoch == 0 and trainer.global_rank == 0:
-            # per job of a multirun; a process's first job: since the process started
+        if trainer.current_epoch != 0:
+            return
+        # per job of a multirun; a process's first job: since the process started
+        startup, imports = job_age(), import_seconds()
+        pl_module.log("time/startup_seconds", startup, on_epoch=True, sync_dist=True)
+        split = ""
+        if imports is not None:
+            pl_module.log("time/import_seconds", imports, on_epoch=True, sync_dist=True)
+            split = f"{imports:.2f} s of it importing torch and Lightning; "
+        if trainer.global_rank == 0:
             log.info(
-                "first training step %.2f s after job start (%s)", job_age(), hardware(trainer)
+                "first training step %.2f s after job start (%s%s)",
+                startup,
+                split,
+                hardware(trainer),
             )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
