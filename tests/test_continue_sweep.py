@@ -10,7 +10,10 @@ import signal
 from pathlib import Path
 
 import pytest
+import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+from lazytrain.compare import find_runs
 
 from .helpers import run_script, synthetic
 
@@ -186,6 +189,14 @@ def test_a_killed_optuna_search_continues_to_its_number_of_trials(tmp_path, synt
     assert len(again) == 1  # the stopped trial, completed with its own values
     recorded = {json.loads((p / "result.json").read_text())["value"] for p in runs()}
     assert {t.value for t in study.trials if t.state.name == "COMPLETE"} == recorded
+    # scored by each run's best val/acc, the number compare.py reads back from its events: the
+    # trial the search calls best is the run with the best val/acc
+    result = yaml.safe_load((S / "optimization_results.yaml").read_text())
+    best_params = {f"{k}={v}" for k, v in result["best_params"].items()}
+    found = find_runs(S)
+    (best,) = [r for r in found if best_params <= set(r.overrides)]
+    assert best.best_val_acc == max(r.best_val_acc for r in found)
+    assert result["best_value"] == pytest.approx(best.best_val_acc)
 
     out = search()  # a finished search: nothing left to run
     assert "3 of 3 trials ended, 0 stopped (proposed again first), 0 to run" in out
@@ -193,13 +204,24 @@ def test_a_killed_optuna_search_continues_to_its_number_of_trials(tmp_path, synt
 
 
 @pytest.fixture(scope="module")
-def straight_parallel(tmp_path_factory, synthetic_dir) -> dict[int, dict[str, float]]:
-    """Joblib's workers run torch on fewer threads each, which sums in another order: a parallel
-    sweep is compared with a parallel one."""
+def straight_parallel(tmp_path_factory, synthetic_dir) -> tuple[Path, str]:
+    """A ``launcher=parallel`` sweep never interrupted, and its output. (Joblib's workers run
+    torch on fewer threads each, which sums in another order: a parallel sweep is compared with
+    a parallel one.)"""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[sweep]'")
     cwd = tmp_path_factory.mktemp("straight_parallel")
-    sweep(cwd, cwd / "S", synthetic_dir, "launcher=parallel")
-    return results(cwd / "S")
+    proc = sweep(cwd, cwd / "S", synthetic_dir, "launcher=parallel")
+    return cwd / "S", proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_the_parallel_preset_runs_the_jobs_in_two_worker_processes(straight_parallel):
+    S, output = straight_parallel
+    assert "Joblib.Parallel(n_jobs=2" in output
+    assert all((job(S, seed) / "result.json").is_file() for seed in SEEDS)
+    # events.out.tfevents.<time>.<host>.<pid>.<n>: the process each job ran in (3 jobs, 2 workers)
+    pids = {next(job(S, seed).glob("events.out.tfevents.*")).name.split(".")[-2] for seed in SEEDS}
+    assert len(pids) >= 2
 
 
 @pytest.mark.slow
@@ -217,4 +239,4 @@ def test_a_parallel_sweep_whose_worker_was_killed_continues_to_the_same_results(
     proc = sweep(tmp_path, S, synthetic_dir, "launcher=parallel")
     out = proc.stdout + proc.stderr
     assert f"resuming {job(S, 1)} from " in out and "Traceback" not in out
-    assert results(S) == straight_parallel
+    assert results(S) == results(straight_parallel[0])
