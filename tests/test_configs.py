@@ -53,7 +53,7 @@ def test_recipes_build_model_schedule_and_augmentation(cfg_factory, recipe):
     "recipe",
     [
         *RECIPES,
-        "model=lazy_mlp",
+        "model=lazy_mlp callbacks.progress_bar.refresh_rate=1",  # the bar, refreshed every step
         "model=lazy_layers",
         "ema_decay=0.9",
         "trainer=gpu model=lazy_cnn",
