@@ -48,12 +48,12 @@ def job_age() -> float:
     return process_age() if _job_start is None else time.time() - _job_start
 
 
-def import_seconds() -> float | None:
+def import_seconds() -> float:
     """Seconds from process start until torch and Lightning were imported: the part of start-up
-    that is theirs (the rest, to the first step, is lazytrain's and Hydra's). None for a later
-    job of a multirun, which imports nothing."""
+    that is theirs (the rest, to the first step, is lazytrain's and Hydra's). 0 for a later job
+    of a multirun, which imports nothing."""
     if not _first_job:
-        return None
+        return 0.0
     return process_age() - (time.time() - _IMPORTED)
 
 
@@ -97,16 +97,15 @@ class ProgressLog(L.Callback):
             return
         # per job of a multirun; a process's first job: since the process started
         startup, imports = job_age(), import_seconds()
+        # the same keys on every rank: sync_dist is a collective (the mean over the ranks)
         pl_module.log("time/startup_seconds", startup, on_epoch=True, sync_dist=True)
-        split = ""
-        if imports is not None:
-            pl_module.log("time/import_seconds", imports, on_epoch=True, sync_dist=True)
-            split = f"{imports:.2f} s of it importing torch and Lightning; "
+        pl_module.log("time/import_seconds", imports, on_epoch=True, sync_dist=True)
         if trainer.global_rank == 0:
             log.info(
-                "first training step %.2f s after job start (%s%s)",
+                "first training step %.2f s after job start (%.2f s of it importing torch and "
+                "Lightning; %s)",
                 startup,
-                split,
+                imports,
                 hardware(trainer),
             )
 
