@@ -17,7 +17,8 @@ def test_the_gpu_check_runs_every_step_into_one_results_file(real_data_root, tmp
     out = tmp_path / "check"
     shrunk = [
         f"data.root={real_data_root}", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+        "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "data.batch_size=32",
+        "data.eval_batch_size=64",
     ]  # fmt: skip
     bench = f"--bench-args=--rounds 1 --limit-batches 2 --startup-runs 0 --models lazy_mlp --data-root {real_data_root}"
     proc = subprocess.run(
