@@ -68,6 +68,8 @@ def save_rank_window(trainer: L.Trainer, checkpoint: str) -> None:
 
 def drop_stale_rank_windows(trainer: L.Trainer, checkpoint: str) -> None:
     """After ``checkpoint`` is saved: this rank's files of the windows it no longer holds."""
+    if trainer.global_rank == 0:  # (its window is in the checkpoint itself)
+        return
     window = open_window(trainer)
     keep = rank_window_file(checkpoint, trainer.global_rank, window) if window else None
     stale = rank_window_file(checkpoint, trainer.global_rank, "*")
