@@ -44,6 +44,7 @@ from hydra.utils import instantiate
 
 from lazytrain.config import compose_config
 from lazytrain.console import quiet
+from lazytrain.event_files import scalar_values
 from lazytrain.fashion_mnist import prepare_raw_files, raw_dir
 from lazytrain.job import no_gpu_probe_per_step
 from lazytrain.markdown_blocks import read_block, write_block
@@ -169,17 +170,14 @@ def startup_seconds(args, out: Path) -> tuple[float, float]:
     """Process start to first training step of the real CLI, and the part of it spent importing
     torch and Lightning, as the run measured them in its process (``time/startup_seconds``,
     ``time/import_seconds`` in its events): the rest is lazytrain's share."""
-    from lazytrain.event_files import read_events
-
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), f"data.root={args.data_root}",
          f"hydra.run.dir={out}", "trainer.max_steps=1", "trainer.limit_val_batches=0",
          "trainer.limit_test_batches=0", f"trainer.accelerator={args.device}"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    events = read_events(str(out), {"scalars": 0})
-    first = events.Scalars("time/startup_seconds")[0].value
-    return first, events.Scalars("time/import_seconds")[0].value
+    first, imports = scalar_values(out, "time/startup_seconds", "time/import_seconds")
+    return first[0], imports[0]
 
 
 def stats(values: list[float]) -> str:
@@ -225,17 +223,14 @@ def whole_run(recipe: str, seed: int, args: argparse.Namespace, out: Path) -> tu
     starts it; its wall time from process start to the
     test accuracy and that accuracy, as the run recorded them (``time/run_seconds``, ``test/acc``
     in its TensorBoard events: the numbers its HPARAMS row and compare.py show)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), recipe, f"seed={seed}",
          f"data.root={args.data_root}", f"hydra.run.dir={out}", f"trainer.accelerator={args.device}",
          "callbacks.progress_bar.refresh_rate=0", *args.extra],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    events = EventAccumulator(str(out))
-    events.Reload()
-    return events.Scalars("time/run_seconds")[-1].value, events.Scalars("test/acc")[-1].value
+    run_seconds, test_acc = scalar_values(out, "time/run_seconds", "test/acc")
+    return run_seconds[-1], test_acc[-1]
 
 
 SPEEDRUN_COLUMNS = (

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from lazytrain.event_files import scalar_values
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEEDRUNS = {"mlp_89": 89.5, "cnn_91": 91.0, "convnet_93": 93.5}  # their targets, test acc %
 RESNET_SEED_SECONDS = 150  # a resnet_recipe run is started only with this much budget left
@@ -73,15 +75,10 @@ class Check:
 def run_numbers(run: Path) -> tuple[float, float, float]:
     """A run's test accuracy (%), whole-run seconds (process start to test accuracy) and
     training-epoch seconds, as the run recorded them in TensorBoard."""
-    from lazytrain.event_files import read_events
-
-    events = read_events(str(run), {"scalars": 0})  # every point
-
-    def values(tag: str) -> list[float]:
-        return [e.value for e in events.Scalars(tag)]
-
-    epochs = sum(values("time/epoch_seconds"))
-    return 100 * values("test/acc")[-1], values("time/run_seconds")[-1], epochs
+    test_acc, run_seconds, epochs = scalar_values(
+        run, "test/acc", "time/run_seconds", "time/epoch_seconds"
+    )
+    return 100 * test_acc[-1], run_seconds[-1], sum(epochs)
 
 
 def train_run(

@@ -10,6 +10,7 @@ compare.py starts in a fraction of a second; ``tests/test_compat.py`` checks the
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
@@ -42,3 +43,10 @@ def read_events(run_dir: str, size_guidance: dict[str, int]) -> EventAccumulator
     finally:
         quiet.setLevel(level)
     return accumulator
+
+
+def scalar_values(run_dir: str | Path, *tags: str) -> list[list[float]]:
+    """Each of ``tags``' values in a run's events, in order: what its scalars recorded (the
+    whole run's time, the test accuracy, ...) for a script that reports them."""
+    accumulator = read_events(str(run_dir), {"scalars": 0})  # every point
+    return [[event.value for event in accumulator.Scalars(tag)] for tag in tags]
