@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,26 +50,38 @@ def test_trap1_3_ddp_trains_from_identical_weights_on_every_rank(synthetic_dir, 
     assert exits == [{"left_group": True}] * 2
 
 
+def accumulate(mode: str, data: Path, work: Path) -> tuple[dict, str]:
+    """One 2-process fit of ``tests/ddp_accumulate.py``: its report, and what it printed."""
+    proc = subprocess.run(
+        [sys.executable, str(ACCUMULATE), mode, str(data), str(work)], capture_output=True,
+        text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=work,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((work / f"{mode}.json").read_text()), proc.stderr
+
+
 def test_a_ddp_checkpoint_inside_an_accumulation_window_resumes_exactly(synthetic_dir, tmp_path):
     """Under DDP every rank accumulates its own gradients until the window's last batch: a
     checkpoint inside the window keeps each rank's (rank 0's in the file, the others' beside it),
-    and the resume from it ends bit-identical to the straight run."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    reports = {}
-    for mode in ("straight", "resumed"):
-        proc = subprocess.run(
-            [sys.executable, str(ACCUMULATE), mode, str(synthetic_dir), str(tmp_path)],
-            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "not exact" not in proc.stderr
-        reports[mode] = json.loads((tmp_path / f"{mode}.json").read_text())
-    straight, resumed = reports["straight"], reports["resumed"]
+    and the resume from it ends bit-identical to the straight run. Without rank 1's file, the
+    resume says in one line that the window's step is not exact, and trains on."""
+    straight, printed = accumulate("straight", synthetic_dir, tmp_path)
+    assert "not exact" not in printed
+    resumed, printed = accumulate("resumed", synthetic_dir, tmp_path)
+    assert "not exact" not in printed
     # saved after batch 3 (1 step + half a window), rank 1's gradients in a file named after it
     assert straight["mid_window_files"] == [".last.ckpt.rank1-window1.1.pt", "last.ckpt"]
     assert straight["files_at_the_end"] == ["last.ckpt"]  # the window closed: its file dropped
     assert resumed["global_step"] == straight["global_step"] == 3
     assert resumed["checksum"] == straight["checksum"]
+
+    lost = tmp_path / "lost"
+    (lost / "mid-window").mkdir(parents=True)
+    shutil.copy(tmp_path / "mid-window" / "last.ckpt", lost / "mid-window")
+    inexact, printed = accumulate("resumed", synthetic_dir, lost)
+    (line,) = [line for line in printed.splitlines() if "not exact" in line]
+    assert "rank 1 resumes its accumulation window with rank 0's gradients (no " in line
+    assert inexact["global_step"] == 3 and inexact["checksum"] != straight["checksum"]
 
 
 def test_cli_multirun_with_ddp_runs_each_job_once_and_only_rank_zero_writes(
