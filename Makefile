@@ -21,11 +21,14 @@ setup: $(VENV)/.installed data
 train: setup
 	$(PY) scripts/train.py $(ARGS)
 
+# One worker per core, up to 4 (pytest-xdist; conftest.py shares the cores out among them).
+PARALLEL := -n auto --maxprocesses 4 --dist worksteal
+
 test: setup
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest $(PARALLEL) $(ARGS)
 
 test-quick: setup
-	$(PY) -m pytest -m "not slow" $(ARGS)
+	$(PY) -m pytest $(PARALLEL) -m "not slow" $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -4,6 +4,7 @@ Helpers live in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,16 @@ import torch
 from lazytrain.fashion_mnist import SYSTEM_DIR, prepare_raw_files
 
 from .helpers import FEW_BATCHES, make_cfg, train_run, write_fashion_mnist
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker (and every process it starts) gets its share of the cores:
+    two workers each running torch on every core would thrash."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = threads
+        torch.set_num_threads(int(threads))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

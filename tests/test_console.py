@@ -164,12 +164,13 @@ def test_log_lines_stand_above_richs_progress_bar(monkeypatch):
 
 
 def test_print_config_shows_the_resolved_tree_and_keeps_it(synthetic_dir, tmp_path):
-    run = tmp_path / "run"
+    run = tmp_path / ("a-directory-name-longer-than-a-terminal-line-" * 3) / "run"
     output = console(
         "train.py", *synthetic(tmp_path, synthetic_dir), "print_config=true", "model.hidden=[48]",
         "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path,
     )  # fmt: skip
     kept = (run / "config_tree.txt").read_text()
     assert kept.startswith("config (resolved)") and kept.rstrip() in output
-    assert "${" not in kept and f"default_root_dir: {run}" in kept  # interpolations resolved
+    # interpolations resolved, and a long value on one line (wrapped, it could not be copied)
+    assert "${" not in kept and f"default_root_dir: {run}\n" in kept
     assert "├── model" in kept and "- 48" in kept

@@ -148,7 +148,8 @@ def print_config_tree(cfg: Any, run_dir: str | Path) -> None:
         if isinstance(value, dict):
             tree.add(key).add(OmegaConf.to_yaml(value).rstrip())
     tree.add("top level").add(OmegaConf.to_yaml(plain).rstrip())
-    screen = Console(file=io.StringIO(), width=100, color_system=None)
+    # no width to wrap at: a long path must stay one line, to be read or copied whole
+    screen = Console(file=io.StringIO(), width=100_000, color_system=None)
     screen.print(tree)
     text = screen.file.getvalue()
     Path(run_dir, "config_tree.txt").write_text(text)
