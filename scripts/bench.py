@@ -4,7 +4,7 @@
     python scripts/bench.py --write-readme           # also update the README's performance table
     python scripts/bench.py --rounds 1 --limit-batches 5 --models lazy_mlp   # a smoke test
     python scripts/bench.py --time-to-accuracy --write-readme   # speedruns against their recipes
-    python scripts/bench.py --time-to-accuracy --speedruns cnn_91   # one (convnet_93: hours)
+    python scripts/bench.py --time-to-accuracy --speedruns cnn_91   # one (convnet_93: 30+ min a seed)
 
 For each model and round, one training epoch of:
   (a) a plain loop over torchvision's FashionMNIST + ToTensor + DataLoader (the common baseline),
@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEEDRUNS = {
     "mlp_89": ("mlp_recipe", 0.895),
     "cnn_91": ("cnn_recipe", 0.91),
-    "convnet_93": ("convnet_recipe", 0.935),  # hours a pair on a CPU: --speedruns to pick
+    "convnet_93": ("convnet_recipe", 0.935),  # 30+ min a pair on a CPU: --speedruns to pick
 }
 
 
