@@ -17,11 +17,11 @@ Prints medians (min–max) of samples/s, the ratios d/b, c/b and c/a, the dry-ru
 from process start to the first training step of `python scripts/train.py`, split into torch's and
 Lightning's imports and lazytrain's share.
 
-With --time-to-accuracy (minutes, not seconds): each speedrun (conf/speedrun) and its reference
-recipe (conf/experiment), back to back for each seed, as whole runs of `python scripts/train.py
-speedrun=<name>` and `experiment=<recipe>`; their test accuracies and wall times (process start
-to test accuracy) as each run recorded them in TensorBoard, the median times and the median
-ratio of the pairs' times. --write-readme replaces the rows of the speedruns it ran and keeps the
+With --time-to-accuracy (minutes, not seconds): each speedrun (conf/speedrun) right after its
+reference recipe (conf/experiment) for each seed (speedruns that race one recipe share its run),
+as whole runs of `python scripts/train.py speedrun=<name>` and `experiment=<recipe>`; their test
+accuracies and wall times (process start to test accuracy) as each run recorded them in
+TensorBoard, the median times and the median ratio of the pairs' times. --write-readme replaces the rows of the speedruns it ran and keeps the
 others. --keep DIR keeps the runs themselves, for `python scripts/compare.py DIR`.
 """
 
@@ -48,15 +48,10 @@ from lazytrain.event_files import scalar_values
 from lazytrain.fashion_mnist import prepare_raw_files, raw_dir
 from lazytrain.job import no_gpu_probe_per_step
 from lazytrain.markdown_blocks import read_block, write_block
+from lazytrain.speedruns import SPEEDRUNS
 from lazytrain.train import build_model, model_and_data, train
 
 ROOT = Path(__file__).resolve().parent.parent
-# speedrun (conf/speedrun) -> (the recipe it races, conf/experiment; the test accuracy to reach)
-SPEEDRUNS = {
-    "mlp_89": ("mlp_recipe", 0.895),
-    "cnn_91": ("cnn_recipe", 0.91),
-    "convnet_93": ("convnet_recipe", 0.935),  # 30+ min a pair on a CPU: --speedruns to pick
-}
 
 
 class EpochTimer(L.Callback):
@@ -241,18 +236,25 @@ SPEEDRUN_HEAD = "| " + " | ".join(SPEEDRUN_COLUMNS) + " |\n" + "|---" * len(SPEE
 
 
 def time_to_accuracy(args: argparse.Namespace, tmp: Path) -> dict[str, str]:
-    """The speedrun table's rows: each pair back to back per seed, so both meet the same machine."""
+    """The speedrun table's rows. For each seed the reference recipe runs first and its speedruns
+    right after it, so a pair meets the same machine; speedruns that race the same recipe
+    (``convnet_93``, ``convnet_94``) share its run, which takes the longest."""
+    references = {SPEEDRUNS[name].reference: None for name in args.speedruns}  # ordered
+    runs: dict[str, list[tuple[float, float]]] = {}  # recipe -> (seconds, test acc) per seed
+    for reference in references:
+        racing = [name for name in args.speedruns if SPEEDRUNS[name].reference == reference]
+        for seed in range(args.seeds):
+            for recipe, name in [(f"experiment={reference}", reference)] + [
+                (f"speedrun={speedrun}", speedrun) for speedrun in racing
+            ]:
+                seconds, acc = whole_run(recipe, seed, args, tmp / f"{name}-{seed}")
+                runs.setdefault(recipe, []).append((seconds, acc))
+                print(f"seed {seed}: {recipe} {acc:.2%} in {seconds:.1f} s", flush=True)
+
     rows = {}
     for speedrun in args.speedruns:
         reference, target = SPEEDRUNS[speedrun]
         fast, slow = f"speedrun={speedrun}", f"experiment={reference}"
-        runs: dict[str, list[tuple[float, float]]] = {slow: [], fast: []}
-        for seed in range(args.seeds):
-            for recipe, name in ((slow, reference), (fast, speedrun)):
-                runs[recipe].append(whole_run(recipe, seed, args, tmp / f"{name}-{seed}"))
-                seconds, acc = runs[recipe][-1]
-                print(f"seed {seed}: {recipe} {acc:.2%} in {seconds:.1f} s", flush=True)
-
         pairs = zip(runs[fast], runs[slow], strict=True)
         ratio = statistics.median(f / s for (f, _), (s, _) in pairs)
         rows[fast] = (

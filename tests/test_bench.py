@@ -43,40 +43,54 @@ def test_time_to_accuracy_races_each_speedrun_against_its_recipe(
     real_data_root, tmp_path, tmp_path_factory
 ):
     readme = tmp_path_factory.mktemp("docs") / "README.md"
-    kept = "| `speedrun=convnet_93` | ≥ 93.5 | 3 | 93.60 | 1.0 s | `experiment=convnet_recipe` | 93.70 | 2.0 s | 0.50× | 2026-01-01 |"
+    kept = "| `speedrun=cnn_91` | ≥ 91.0 | 3 | 91.60 | 1.0 s | `experiment=cnn_recipe` | 91.70 | 2.0 s | 0.50× | 2026-01-01 |"
     readme.write_text(
         f"# intro\n<!-- speedrun:start -->\nold table\n{kept}\n<!-- speedrun:end -->\nrest\n"
     )
-    few = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
+    few = [
+        "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+    ]  # fmt: skip
     runs_dir = tmp_path_factory.mktemp("kept") / "runs"
+    speedruns = ("mlp_89", "convnet_93", "convnet_94")  # the last two race one recipe
     bench = (
-        "bench.py", "--time-to-accuracy", "--speedruns", "mlp_89", "--seeds", "1",
+        "bench.py", "--time-to-accuracy", "--speedruns", *speedruns, "--seeds", "1",
         "--device", "cpu", "--data-root", str(real_data_root), "--write-readme", "--readme", str(readme),
         "--keep", str(runs_dir), "--extra", *few,
     )  # fmt: skip
     proc = run_script(*bench, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    recipes = ("experiment=mlp_recipe", "speedrun=mlp_89")
-    for recipe in recipes:
-        assert re.search(rf"^seed 0: {recipe} [\d.]+% in [\d.]+ s$", proc.stdout, re.M)
-    row = (
-        r"^\| `speedrun=mlp_89` \| ≥ 89.5 \| 1 \| [\d.]+ \| [\d.]+ s \| `experiment=mlp_recipe` "
-        r"\| [\d.]+ \| [\d.]+ s \| [\d.]+× \| \d{4}-\d\d-\d\d \|$"
-    )
-    assert re.search(row, proc.stdout, re.M), proc.stdout[-2000:]
+    # each reference recipe runs once, and the speedruns racing it right after it
+    recipes = [
+        "experiment=mlp_recipe", "speedrun=mlp_89",
+        "experiment=convnet_recipe", "speedrun=convnet_93", "speedrun=convnet_94",
+    ]  # fmt: skip
+    ran = re.findall(r"^seed 0: (\S+) [\d.]+% in [\d.]+ s$", proc.stdout, re.M)
+    assert ran == recipes, proc.stdout[-2000:]
+    rows = [
+        rf"^\| `speedrun={speedrun}` \| ≥ {target} \| 1 \| [\d.]+ \| [\d.]+ s "
+        rf"\| `experiment={reference}` \| [\d.]+ \| [\d.]+ s \| [\d.]+× \| \d{{4}}-\d\d-\d\d \|$"
+        for speedrun, reference, target in (
+            ("mlp_89", "mlp_recipe", "89.5"),
+            ("convnet_93", "convnet_recipe", "93.5"),
+            ("convnet_94", "convnet_recipe", "94.0"),
+        )
+    ]
+    for row in rows:
+        assert re.search(row, proc.stdout, re.M), proc.stdout[-2000:]
     # --write-readme: the block holds the new row, and the row of the speedrun not run is kept
     text = readme.read_text()
     assert text.startswith("# intro\n<!-- speedrun:start -->\nWhole runs") and text.endswith(
         "<!-- speedrun:end -->\nrest\n"
     )
     assert "old table" not in text and kept in text
-    assert re.search(row, text, re.M)
+    assert all(re.search(row, text, re.M) for row in rows)
     assert list(tmp_path.iterdir()) == []
 
     # --keep: the runs stay, each a whole run that compare.py ranks under its own recipe, and
     # the project's HPARAMS table lists them all
     runs = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
-    assert runs == ["mlp_89-0", "mlp_recipe-0"]
+    assert runs == ["convnet_93-0", "convnet_94-0", "convnet_recipe-0", "mlp_89-0", "mlp_recipe-0"]
     assert (runs_dir / TABLE_FILE).is_file()
     board = run_script(
         "compare.py", str(runs_dir), "--out", str(tmp_path_factory.mktemp("board")), cwd=tmp_path

@@ -18,6 +18,7 @@ from lazytrain.config_keys import (
     in_hparams,
     run_name_patterns,
 )
+from lazytrain.speedruns import SPEEDRUNS as SPEEDRUN_TABLE
 from lazytrain.train import model_and_data, train
 
 from .helpers import CONF, read_events
@@ -36,6 +37,12 @@ def test_every_model_and_init_builds(cfg_factory, model, init):
     cfg = cfg_factory(f"model={model}", f"init={init}")
     built, _ = model_and_data(cfg)
     assert built.shape_report.output_shape == (cfg.sample_size, 10)
+
+
+def test_every_speedrun_races_a_shipped_recipe():
+    # the table bench.py and gpu_check.py run from names every speedrun config, and only those
+    assert sorted(SPEEDRUN_TABLE) == SPEEDRUNS
+    assert {reference for reference, _ in SPEEDRUN_TABLE.values()} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
