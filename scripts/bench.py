@@ -242,11 +242,10 @@ def time_to_accuracy(args: argparse.Namespace, tmp: Path) -> dict[str, str]:
     references = {SPEEDRUNS[name].reference: None for name in args.speedruns}  # ordered
     runs: dict[str, list[tuple[float, float]]] = {}  # recipe -> (seconds, test acc) per seed
     for reference in references:
-        racing = [name for name in args.speedruns if SPEEDRUNS[name].reference == reference]
+        racing = [f"speedrun={s}" for s in args.speedruns if SPEEDRUNS[s].reference == reference]
         for seed in range(args.seeds):
-            for recipe, name in [(f"experiment={reference}", reference)] + [
-                (f"speedrun={speedrun}", speedrun) for speedrun in racing
-            ]:
+            for recipe in [f"experiment={reference}", *racing]:
+                name = recipe.partition("=")[2]
                 seconds, acc = whole_run(recipe, seed, args, tmp / f"{name}-{seed}")
                 runs.setdefault(recipe, []).append((seconds, acc))
                 print(f"seed {seed}: {recipe} {acc:.2%} in {seconds:.1f} s", flush=True)
