@@ -21,8 +21,8 @@ With --time-to-accuracy (minutes, not seconds): each speedrun (conf/speedrun) ri
 reference recipe (conf/experiment) for each seed (speedruns that race one recipe share its run),
 as whole runs of `python scripts/train.py speedrun=<name>` and `experiment=<recipe>`; their test
 accuracies and wall times (process start to test accuracy) as each run recorded them in
-TensorBoard, the median times and the median ratio of the pairs' times. --write-readme replaces the rows of the speedruns it ran and keeps the
-others. --keep DIR keeps the runs themselves, for `python scripts/compare.py DIR`.
+TensorBoard, the median times and the median ratio of the pairs' times. --write-readme replaces
+the rows of the speedruns it ran and keeps the others. --keep DIR keeps the runs themselves, for `python scripts/compare.py DIR`.
 """
 
 from __future__ import annotations
@@ -239,9 +239,8 @@ def time_to_accuracy(args: argparse.Namespace, tmp: Path) -> dict[str, str]:
     """The speedrun table's rows. For each seed the reference recipe runs first and its speedruns
     right after it, so a pair meets the same machine; speedruns that race the same recipe
     (``convnet_93``, ``convnet_94``) share its run, which takes the longest."""
-    references = {SPEEDRUNS[name].reference: None for name in args.speedruns}  # ordered
     runs: dict[str, list[tuple[float, float]]] = {}  # recipe -> (seconds, test acc) per seed
-    for reference in references:
+    for reference in dict.fromkeys(SPEEDRUNS[name].reference for name in args.speedruns):
         racing = [f"speedrun={s}" for s in args.speedruns if SPEEDRUNS[s].reference == reference]
         for seed in range(args.seeds):
             for recipe in [f"experiment={reference}", *racing]:

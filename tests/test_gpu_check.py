@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from lazytrain.speedruns import SPEEDRUNS
+
 from .helpers import ROOT, read_events
 
 pytestmark = pytest.mark.slow
@@ -35,7 +37,7 @@ def test_the_gpu_check_runs_every_step_into_one_results_file(real_data_root, tmp
         bench_table = results.split(f"## bench, batch {batch}")[1].split("##")[0]
         assert f"Batch {batch}," in bench_table and "| lazy_mlp |" in bench_table
     runs = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
-    assert runs == ["cnn_91", "convnet_93", "convnet_94", "default", "mlp_89", "resnet-0"]
+    assert runs == sorted([*SPEEDRUNS, "default", "resnet-0"])
     for name in runs:  # each row is what its run recorded
         events = read_events(out / "runs" / name).scalars
         acc, seconds = 100 * events["test/acc"][-1][1], events["time/run_seconds"][-1][1]
