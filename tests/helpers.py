@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from lazytrain.config import CONF as CONF_DIR
@@ -268,3 +269,12 @@ def read_events(run_dir: Path) -> Events:
             for key, value in data.session_start_info.hparams.items():
                 hparams[key] = getattr(value, value.WhichOneof("kind"))
     return Events(scalars, histograms, texts, hparams)
+
+
+def graphs(run_dir: Path) -> int:
+    """Model graphs in a run's event files (TensorBoard warns about, and keeps one of, several)."""
+    return sum(
+        event.HasField("graph_def")
+        for path in sorted(run_dir.glob("events.out.tfevents.*"))
+        for event in EventFileLoader(str(path)).Load()
+    )

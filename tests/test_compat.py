@@ -123,6 +123,18 @@ def test_hydra_locate_resolves_targets():
     assert compat.locate("torch.nn.LazyLinear") is nn.LazyLinear
 
 
+def test_a_net_compiled_in_place_is_called_eagerly_for_a_while():
+    net = nn.Linear(4, 2)
+    net.compile()
+    present(net, "_compiled_call_impl", "eager_calls")
+    compiled = net._compiled_call_impl
+    assert compiled is not None
+    with compat.eager_calls(net):
+        traced = torch.jit.trace(net, torch.zeros(1, 4))  # refused through the compiled call
+    assert net._compiled_call_impl is compiled
+    assert torch.equal(traced(torch.ones(1, 4)), net.forward(torch.ones(1, 4)))
+
+
 def test_torch_layer_bases_and_fans():
     present(nn.init, "_calculate_fan_in_and_fan_out", "fans")
     assert compat.fans(torch.empty(3, 5)) == (5, 3)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers import assert_refused, evaluate_copy, read_events, run_script, synthetic
+from .helpers import assert_refused, evaluate_copy, graphs, read_events, run_script, synthetic
 
 pytestmark = pytest.mark.slow
 PROBE = "+callbacks.probe._target_=tests.probes.CompileProbe"
@@ -20,6 +20,7 @@ def train(cwd: Path, *overrides: str) -> dict:
     """One process of a run through the CLI; what the probe saw in it."""
     proc = run_script("train.py", *overrides, "trusted_targets=[tests.probes]", cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "WARNING" not in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads((cwd / "run" / "compile_probe.json").read_text())
 
 
@@ -34,6 +35,7 @@ def test_compile_on_and_off_across_resumes_with_plain_checkpoints(tmp_path, synt
         f"hydra.run.dir={run}", PROBE,
     )  # fmt: skip
     assert first == {"traced": True}
+    assert graphs(run) == 1  # the GRAPHS tab shows the compiled net, traced as the plain one
     compiled_keys, epoch = sorted(last(run)["state_dict"]), last(run)["global_step"]
     assert compiled_keys and not any("_orig_mod" in k for k in compiled_keys)
     # the compiled run's checkpoint, resumed eagerly; that one's, compiled again

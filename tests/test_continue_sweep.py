@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from lazytrain.compare import find_runs
 
-from .helpers import run_script, synthetic
+from .helpers import graphs, run_script, synthetic
 
 SEEDS = (0, 1, 2)
 # 3 epochs of 4 batches: 12 steps a job; a checkpoint at each epoch's end
@@ -53,15 +52,6 @@ def snapshot(directory: Path) -> dict[str, str]:
         for p in sorted(directory.rglob("*"))
         if p.is_file()
     }
-
-
-def graphs(run_dir: Path) -> int:
-    """Model graphs in a run's event files (TensorBoard warns about, and keeps one of, several)."""
-    return sum(
-        event.HasField("graph_def")
-        for path in sorted(run_dir.glob("events.out.tfevents.*"))
-        for event in EventFileLoader(str(path)).Load()
-    )
 
 
 @pytest.fixture(scope="module")

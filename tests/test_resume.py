@@ -329,9 +329,11 @@ def test_a_bare_resume_continues_any_run_with_its_own_configuration(tmp_path, sy
         "trainer.max_epochs=1",
         f"hydra.run.dir={run}",
     )
-    train(
+    proc = train(
         tmp_path, f"resume={run}", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0"
     )
+    # a resumed run's checkpoint directory is its own: no warning that it is not empty
+    assert "WARNING" not in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
     checkpoint = last(run)
     assert checkpoint["hyper_parameters"]["optimizer"]["_target_"] == "torch.optim.SGD"
     assert checkpoint["global_step"] == 6 and checkpoint["epoch"] == 1  # 3 batches an epoch, kept

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,13 @@ class ModelCheckpoint(NotifyingCheckpoint):
         if key is None:
             key = self.__dict__["_state_key"] = super().state_key
         return key
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # A run's checkpoint directory holds files only when the run resumes (a new run never
+        # starts in a used directory: run_dir refuses), so Lightning's warning about it is noise.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
+            super().setup(trainer, pl_module, stage)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self._per_batch:

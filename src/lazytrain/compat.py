@@ -8,6 +8,8 @@ or checkpointing in silence. No other module of lazytrain touches a library's ``
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
@@ -107,6 +109,20 @@ def file_writer(writer: SummaryWriter) -> FileWriter:
     """The writer's event file, to add hand-made summaries (the HPARAMS experiment) to it:
     ``SummaryWriter.add_hparams`` writes them into a new subdirectory, a run of its own."""
     return writer._get_file_writer()
+
+
+@contextlib.contextmanager
+def eager_calls(net: nn.Module) -> Iterator[nn.Module]:
+    """``net`` called eagerly for a while although ``net.compile()`` compiled it in place:
+    ``torch.jit.trace`` (TensorBoard's ``add_graph``) refuses a dynamo-optimized call, and
+    ``Module.compile`` keeps the compiled call in ``_compiled_call_impl``, which nothing public
+    switches off (``torch.compiler.set_stance("force_eager")`` still goes through it)."""
+    compiled = net.__dict__.get("_compiled_call_impl")
+    net._compiled_call_impl = None
+    try:
+        yield net
+    finally:
+        net._compiled_call_impl = compiled
 
 
 def locate(path: str) -> Any:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from lazytrain.compat import file_writer, started_experiment
+from lazytrain.compat import eager_calls, file_writer, started_experiment
 from lazytrain.config_keys import flatten, in_hparams
 from lazytrain.dry_run import count_parameters
 from lazytrain.hparams_table import add_columns
@@ -121,7 +121,8 @@ def log_graph(writer: SummaryWriter, module: L.LightningModule) -> None:
             warnings.filterwarnings(
                 "ignore", message=r".*torch\.jit\.trace", category=FutureWarning
             )
-            writer.add_graph(net, sample)
+            with eager_calls(net):  # a compiled net (compile=true) traces as the plain one
+                writer.add_graph(net, sample)
     except Exception as err:  # whatever tracing hits, the run goes on
         log.warning("model graph not written to TensorBoard: %s: %s", type(err).__name__, err)
     finally:
