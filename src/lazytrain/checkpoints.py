@@ -117,7 +117,8 @@ def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.Lightning
 
 
 class ModelCheckpoint(NotifyingCheckpoint):
-    """Lightning's ``ModelCheckpoint`` without its per-step costs, same files and same state.
+    """Lightning's ``ModelCheckpoint`` without its per-step costs or its resume-time noise, same
+    files and same state.
 
     Lightning names every callback by its ``state_key`` at each hook call, about a dozen times a
     training step, and ``ModelCheckpoint`` rebuilds that key from its settings every time; the
