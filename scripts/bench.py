@@ -22,7 +22,8 @@ reference recipe (conf/experiment) for each seed (speedruns that race one recipe
 as whole runs of `python scripts/train.py speedrun=<name>` and `experiment=<recipe>`; their test
 accuracies and wall times (process start to test accuracy) as each run recorded them in
 TensorBoard, the median times and the median ratio of the pairs' times. --write-readme replaces
-the rows of the speedruns it ran and keeps the others. --keep DIR keeps the runs themselves, for `python scripts/compare.py DIR`.
+the rows of the speedruns it ran and keeps the others. --keep DIR keeps the runs themselves, for
+`python scripts/compare.py DIR`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +116,7 @@ def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.Lightning
 
 
 class ModelCheckpoint(NotifyingCheckpoint):
-    """Lightning's ``ModelCheckpoint`` without its per-step costs or its resume-time noise, same
-    files and same state.
+    """Lightning's ``ModelCheckpoint`` without its per-step costs, same files and same state.
 
     Lightning names every callback by its ``state_key`` at each hook call, about a dozen times a
     training step, and ``ModelCheckpoint`` rebuilds that key from its settings every time; the
@@ -147,13 +145,6 @@ class ModelCheckpoint(NotifyingCheckpoint):
         if key is None:
             key = self.__dict__["_state_key"] = super().state_key
         return key
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        # A run's checkpoint directory holds files only when the run resumes (a new run never
-        # starts in a used directory: run_dir refuses), so Lightning's warning about it is noise.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
-            super().setup(trainer, pl_module, stage)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self._per_batch:

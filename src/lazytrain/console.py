@@ -64,6 +64,13 @@ def quiet() -> None:
     launcher workers are covered too)."""
     for name in _LIGHTNING_LOGGERS:
         logging.getLogger(name).addFilter(_DROP_LIGHTNING_NOISE)  # once: filters are a set
+    # A run's checkpoint directory holds files only when the run resumes (a new run never starts
+    # in a used directory: run_dir refuses), so ModelCheckpoint's warning about it says nothing.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Checkpoint directory .* exists and is not empty\.",
+        module=r"lightning\.",
+    )
     # torch >= 2.10 deprecates LeafSpec, which Lightning's own _pytree still builds every step.
     warnings.filterwarnings(
         "ignore",
