@@ -314,7 +314,7 @@ def test_runs_that_differ_only_in_what_is_not_the_experiment_are_one_group(tmp_p
     fake_run(tmp_path, [], [0.80], 0.80, name="a", config=composed())
     elsewhere = [
         "trainer.accelerator=cpu", "trainer.devices=1", "data.eval_batch_size=512",
-        "trainer.log_every_n_steps=5", "callbacks.tracking.histograms=false", "sample_size=64",
+        "trainer.log_every_n_steps=5", "callbacks.tracking.histograms=false",
     ]  # fmt: skip
     fake_run(tmp_path, elsewhere, [0.82], 0.82, name="b", config=composed(*elsewhere))
     longer = ["trainer.max_epochs=40"]  # how long it trains is part of the experiment

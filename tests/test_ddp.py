@@ -126,7 +126,9 @@ def test_cli_ddp_ranks_agree_on_the_metrics_and_rank_zero_reports_them(synthetic
         f"data.root={tmp_path / 'data'}", f"data.search_dirs=[{synthetic_dir}]", "data.download=false",
         "data.val_size=128", "data.batch_size=64", "data.eval_batch_size=128",
     ]  # fmt: skip
-    switches = ["ema_decay=0.9", "test_time_flip=true", "bias_lr_factor=2"]  # the speedruns'
+    switches = [  # the speedruns'
+        "ema_decay=0.9", "test_time_flip=true", "bias_lr_factor=2", "model.pca=16", "sample_size=256",
+    ]  # fmt: skip
     proc = run_script(
         "train.py", "trainer=ddp", "trainer.accelerator=cpu", *data, "trainer.max_epochs=1", *switches,
         "callbacks.progress_bar.refresh_rate=0", f"hydra.run.dir={run}", cwd=tmp_path, timeout=600,

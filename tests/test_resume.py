@@ -23,12 +23,12 @@ from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.train import model_and_data
 
 from .helpers import (
-    ROOT,
     assert_refused,
     fresh_command,
     quiet_trainer,
     read_events,
     run_script,
+    script_env,
     synthetic,
     write_fashion_mnist,
 )
@@ -220,13 +220,12 @@ def test_sigkill_at_any_moment_even_mid_write_loses_nothing(tmp_path):
     ]  # fmt: skip  (checkpoints of ~30 MB, so that writes last long enough to be hit)
     straight, run = tmp_path / "straight", tmp_path / "run"
     train(tmp_path, *overrides, f"hydra.run.dir={straight}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ckpt_dir = run / "checkpoints"
     rng = random.Random(0)
     command = fresh_command("train.py", *overrides, f"hydra.run.dir={run}")
     kills = []
     for attempt in range(6):
-        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(command, cwd=tmp_path, env=script_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         if attempt % 2 == 0:
             kills.append("mid-write" if kill_when(proc, lambda: mid_write(ckpt_dir)) else "ended")
         else:  # a random moment once training is under way
@@ -503,6 +502,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
         (["optimizer=lion"], "Available options in 'optimizer'"),
         (["model.hidden=[0]"], "hidden sizes must be positive integers, got [0]"),
         (["model=lazy_cnn", "model.channels=[6,-1]"], "channels must be positive integers"),
+        (["model.pca=64"], "needs at least 64 of both: set sample_size=8192, or fewer components"),
         (["data.search_dirs=[]", "data.root=EMPTY"], "Fashion-MNIST not found"),
     ],
 )

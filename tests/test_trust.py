@@ -120,6 +120,7 @@ def test_check_targets_refuses(target):
         "torch.optim.AdamW",
         "torch.optim.lr_scheduler.LambdaLR",
         "lazytrain.models.lazy_mlp",
+        "lazytrain.pca.LazyPCA",
         "lazytrain.init.xavier",
         "lazytrain.schedules.one_cycle",
     ],

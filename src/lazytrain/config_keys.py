@@ -18,10 +18,10 @@ DATA_PLACE = ("data.root", "data.search_dirs", "data.download", "data.cache_dir"
 # (``trainer=gpu``, ``trainer=ddp``) is hardware too; its keys are not all (``trainer.precision``).
 HARDWARE = ("trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy")
 HARDWARE_CHOICE = "trainer"
-# How it computed or showed what it did, with the same result: the evaluation batch, the dry
-# run's sample, kernel choices, what is logged, validated, summarized or optimized by a sweeper.
+# How it computed or showed what it did, with the same result: the evaluation batch, kernel
+# choices, what is logged, validated, summarized or optimized by a sweeper.
 VIEW = (
-    "data.eval_batch_size", "sample_size", "compile", "channels_last", "optimizer.fused",
+    "data.eval_batch_size", "compile", "channels_last", "optimizer.fused",
     "print_config", "trainer.deterministic",
     "trainer.benchmark", "trainer.fast_dev_run", "callbacks", "logger", "optimized_metric",
     "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",

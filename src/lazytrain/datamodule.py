@@ -186,9 +186,11 @@ class ImageDataModule(L.LightningDataModule):
         self.load()
 
     def dry_run_sample(self, n: int) -> torch.Tensor:
-        """The first ``n`` training images, normalized: the dry-run batch. A fixed slice, not a
-        shuffled draw, so it consumes no randomness and changes neither init nor data order."""
-        return self.normalization(self.load().train_x[:n])
+        """The first ``n`` images of the training split, normalized: the dry-run batch. A fixed
+        slice, not a shuffled draw, so it consumes no randomness and changes neither init nor data
+        order; no validation image, since a layer may be fitted on it (:mod:`lazytrain.pca`)."""
+        train_idx, _ = self.split()
+        return self.normalization(self.load().train_x.index_select(0, train_idx[:n]))
 
     def state_dict(self) -> dict[str, Any]:
         norm = self.normalization

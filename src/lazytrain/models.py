@@ -15,6 +15,8 @@ import torch
 from hydra.utils import get_object, instantiate
 from torch import nn
 
+from lazytrain.pca import LazyPCA
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -75,12 +77,15 @@ def lazy_mlp(
     num_classes: int = 10,
     activation: str = "relu",
     dropout: float = 0.0,
+    pca: int | None = None,
 ) -> nn.Sequential:
-    """Flatten → [LazyLinear(h) → act (→ Dropout)]* → LazyLinear(num_classes)."""
+    """Flatten (→ LazyPCA(pca)) → [LazyLinear(h) → act (→ Dropout)]* → LazyLinear(num_classes)."""
     act = _choice(ACTIVATIONS, activation, "activation")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     layers: list[nn.Module] = [nn.Flatten()]
+    if pca is not None:
+        layers.append(LazyPCA(pca))
     for width in _sizes(hidden, "hidden sizes"):
         layers += [nn.LazyLinear(width), act()]
         if dropout:

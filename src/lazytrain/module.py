@@ -44,6 +44,7 @@ class LazyClassifier(CheapHookNames):
         bias_lr_factor: float = 1.0,
         num_classes: int = 10,
         input_shape: Sequence[int] = (1, 28, 28),
+        sample_size: int = 2,
         seed: int = 0,
         sample: torch.Tensor | None = None,
     ) -> None:
@@ -51,8 +52,10 @@ class LazyClassifier(CheapHookNames):
         self.save_hyperparameters(ignore=["sample"])
         self.net: nn.Module = build_net(model, num_classes)
         if sample is None:
-            # Rebuilding from a checkpoint: only the shape matters, the weights load after.
-            sample = torch.zeros(2, *input_shape)
+            # Rebuilding from a checkpoint: only the shape matters, the weights and buffers load
+            # after. As many rows as the training run's sample: a layer fitted on it (LazyPCA)
+            # checks that there are enough.
+            sample = torch.zeros(sample_size, *input_shape)
         # The dry run: materialize, check the logits' shape, init - once (idempotent).
         self.shape_report: ShapeReport | None = apply_init(
             self.net, sample, instantiate(init), seed=seed, num_classes=num_classes

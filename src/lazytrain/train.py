@@ -173,6 +173,7 @@ def build_model(cfg: DictConfig, sample: torch.Tensor, num_classes: int) -> Lazy
         bias_lr_factor=cfg.get("bias_lr_factor", 1.0),
         num_classes=num_classes,
         input_shape=tuple(sample.shape[1:]),
+        sample_size=len(sample),
         seed=cfg.seed,
         sample=sample,
     )

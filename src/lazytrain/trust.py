@@ -33,6 +33,7 @@ ALLOWED: tuple[str, ...] = (
     # optimizers and their learning-rate schedules (lr_scheduler), nothing that writes files
     "torch.optim.",
     "lazytrain.models.",
+    "lazytrain.pca.LazyPCA",
     "lazytrain.init.",
     "lazytrain.schedules.",
     "lazytrain.augment.Augment",
