@@ -14,14 +14,14 @@ The model is rebuilt only from allowlisted targets (src/lazytrain/trust.py) plus
 import sys
 from pathlib import Path
 
-from lazytrain.config import compose_config
+from lazytrain.command_line import script_config
 
 
-def main(overrides: list[str]) -> None:
+def main(args: list[str]) -> None:
     from lazytrain.console import quiet
 
     quiet()
-    cfg = compose_config([*overrides, "output_dir=."])
+    cfg = script_config(args, __doc__)
     if not cfg.ckpt_path or not Path(cfg.ckpt_path).is_file():
         sys.exit(
             f"error: give an existing checkpoint: ckpt_path=<run>/checkpoints/last.ckpt (got {cfg.ckpt_path})"
@@ -55,6 +55,4 @@ def main(overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from lazytrain.command_line import readable_overrides
-
-    main(readable_overrides(sys.argv[1:]))  # data.root=~/Données: quoted for Hydra's grammar
+    main(sys.argv[1:])  # as typed: data.root=~/Données is quoted for Hydra's grammar there

@@ -9,15 +9,15 @@ nothing but a folder's image cache, and runs no Trainer, so it answers in second
 
 import sys
 
-from lazytrain.config import compose_config
+from lazytrain.command_line import script_config
 from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.images import DataError
 
 
-def main(overrides: list[str]) -> None:
+def main(args: list[str]) -> None:
     from lazytrain.train import model_and_data  # Lightning's import: after the config is read
 
-    cfg = compose_config([*overrides, "output_dir=."])
+    cfg = script_config(args, __doc__)
     try:
         model, _ = model_and_data(cfg)
     except DataError as err:
@@ -29,6 +29,4 @@ def main(overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from lazytrain.command_line import readable_overrides
-
-    main(readable_overrides(sys.argv[1:]))
+    main(sys.argv[1:])  # as typed: data.root=~/Données is quoted for Hydra's grammar there

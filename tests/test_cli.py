@@ -146,6 +146,33 @@ def test_shapes_script_fails_readably(real_data_root, tmp_path):
     assert "shape error: model output has shape [32, 7], expected [32, 10]" in proc.stderr
 
 
+@pytest.mark.parametrize("script", ["eval.py", "shapes.py"])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model=transformer", "config error: In 'train': Could not find 'model/transformer'; "
+         "Available options in 'model': lazy_cnn, lazy_convnet, lazy_layers, lazy_mlp, lazy_resnet"),
+        ("model.hidden=[512", "config error: no viable alternative at input '[512'; See https://hydra.cc/"),
+        ("foo.bar=1", "config error: Could not override 'foo.bar'; To append to your config use "
+         "+foo.bar=1"),
+    ],
+)  # fmt: skip
+def test_scripts_refuse_a_mistyped_override_in_one_line(script, override, message, tmp_path):
+    """Hydra's own handling (one message, no traceback) serves train.py only: eval.py and
+    shapes.py compose the config themselves."""
+    proc = run_script(script, override, cwd=tmp_path)
+    assert_refused(proc, message)
+    assert len(proc.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script", ["eval.py", "shapes.py"])
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_scripts_print_their_usage(script, flag, tmp_path):
+    proc = run_script(script, flag, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert f"python scripts/{script} " in proc.stdout  # the docstring's examples
+
+
 @pytest.mark.gpu
 def test_trains_on_the_gpu_in_bf16_mixed(real_data_root, tmp_path):
     run_dir = tmp_path / "run"
