@@ -85,6 +85,8 @@ def test_trap18_the_axes_are_buffers_no_init_or_optimizer_touches_and_every_buil
 def test_trap18_a_checkpoint_reloads_the_trained_projection_not_one_fitted_anew(
     cfg_factory, tmp_path
 ):
+    """The rebuild replays the dry run on as many zero images as the training run's sample (2
+    would be refused), then the checkpoint's buffers replace what was fitted to the zeros."""
     model, datamodule = model_and_data(cfg_factory("model.pca=16", "sample_size=256"))
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     quiet_trainer(tmp_path, callbacks=[checkpoint], enable_checkpointing=True).fit(
@@ -108,9 +110,10 @@ def test_trap18_the_dry_run_sample_holds_no_validation_image(cfg_factory):
 @pytest.mark.parametrize(
     ("rows", "components", "message"),
     [
-        (32, 64, "sample of 32 inputs of 784 values each, and needs at least 64 of both: set "
-                 "sample_size=8192, or fewer components"),
-        (64, 1000, "needs at least 1000 of both: set sample_size=8192"),
+        (32, 64, "PCA(components=64) is fitted on the dry run's sample of 32 inputs and needs "
+                 "at least 64: set sample_size=8192, or fewer components"),
+        (2000, 1000, "PCA(components=1000) cannot keep more axes than its inputs have values "
+                     "(784): set at most 784 components"),
     ],
 )  # fmt: skip
 def test_a_sample_too_small_to_fit_is_refused_naming_the_fix(rows, components, message):

@@ -502,7 +502,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
         (["optimizer=lion"], "Available options in 'optimizer'"),
         (["model.hidden=[0]"], "hidden sizes must be positive integers, got [0]"),
         (["model=lazy_cnn", "model.channels=[6,-1]"], "channels must be positive integers"),
-        (["model.pca=64"], "needs at least 64 of both: set sample_size=8192, or fewer components"),
+        (["model.pca=64"], "sample of 32 inputs and needs at least 64: set sample_size=8192"),
         (["data.search_dirs=[]", "data.root=EMPTY"], "Fashion-MNIST not found"),
     ],
 )

@@ -77,11 +77,16 @@ class LazyPCA(LazyModuleMixin, PCA):
         if not self.has_uninitialized_params():
             return
         rows, values = len(x), x[0].numel()
-        if rows < self.components or values < self.components:
+        if values < self.components:
+            raise ShapeMismatchError(
+                f"PCA(components={self.components}) cannot keep more axes than its inputs have "
+                f"values ({values}): set at most {values} components"
+            )
+        if rows < self.components:
             raise ShapeMismatchError(
                 f"PCA(components={self.components}) is fitted on the dry run's sample of {rows} "
-                f"inputs of {values} values each, and needs at least {self.components} of both: "
-                f"set sample_size={max(8192, self.components)}, or fewer components"
+                f"inputs and needs at least {self.components}: set "
+                f"sample_size={max(8192, self.components)}, or fewer components"
             )
         self.in_features = values
         self.weight.materialize((self.components, values), dtype=x.dtype)
