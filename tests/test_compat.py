@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.profilers import PassThroughProfiler
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.writer import FileWriter
@@ -56,6 +57,47 @@ def test_current_fx_name_is_a_plain_attribute_lightning_sets_around_each_hook(tm
     quiet_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0).fit(model)
     assert model.hook_names == ["training_step"] * 3
     assert "_current_fx_name" in vars(model)  # set past nn.Module's checks
+
+
+class Dispatched(PassThroughProfiler):
+    """The actions Lightning wraps in its profiler: one per hook it dispatches to a callback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[str] = []
+
+    def start(self, action_name: str) -> None:
+        self.actions.append(action_name)
+
+
+class EveryBatch(L.Callback):
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def on_train_batch_end(self, *args) -> None:
+        self.batches += 1
+
+
+class AtFitStart(L.Callback):
+    def __init__(self) -> None:
+        self.fits = 0
+
+    def on_fit_start(self, *args) -> None:
+        self.fits += 1
+
+
+def test_a_per_batch_hook_set_to_none_is_not_dispatched(tmp_path):
+    every_batch, at_fit_start, profiler = EveryBatch(), AtFitStart(), Dispatched()
+    trainer = quiet_trainer(
+        tmp_path, limit_train_batches=3, callbacks=[every_batch, at_fit_start], profiler=profiler
+    )
+    compat.skip_unimplemented_hooks(trainer.callbacks)
+    trainer.fit(Tiny())
+    assert every_batch.batches == 3 and at_fit_start.fits == 1  # what they implement still runs
+    to_callbacks = [a for a in profiler.actions if a.startswith("[Callback]")]
+    per_batch = [a for a in to_callbacks if a.rsplit(".", 1)[1] in compat.PER_BATCH_HOOKS]
+    assert per_batch == ["[Callback]EveryBatch.on_train_batch_end"] * 3, per_batch
+    assert "[Callback]AtFitStart.on_train_epoch_start" in to_callbacks  # other hooks as before
 
 
 def test_fit_loop_combined_loader_and_batch_progress(tmp_path):

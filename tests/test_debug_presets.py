@@ -3,6 +3,7 @@ real Fashion-MNIST for what it says it does, not only that it exits 0."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -69,6 +70,16 @@ def test_debug_presets_do_what_they_say(tmp_path, real_data_root):
     report = (tmp_path / "profiler" / "run" / "fit-profile.txt").read_text()
     (batch_line,) = [line for line in report.splitlines() if "run_training_batch" in line]
     assert batch_line.split("|")[3].strip() == "50"
+    # per-batch hooks reach only the callbacks that implement them (compat.skip_unimplemented_hooks)
+    per_batch = {
+        line.split("|")[1].strip()
+        for line in report.splitlines()
+        if re.search(r"\[Callback\].*\.on_\w*(batch_\w+|backward|zero_grad|optimizer_step) ", line)
+    }
+    assert per_batch == {
+        f"[Callback]TQDMProgressBar.on_{hook}"
+        for hook in ("train_batch_end", "validation_batch_start", "validation_batch_end")
+    }, per_batch
     assert (tmp_path / "profiler" / "run" / "test-profile.txt").is_file()
 
     # anomaly: the first backward that makes a NaN stops the run, naming the operation

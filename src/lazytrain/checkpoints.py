@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lazytrain.atomic_write import atomic_write
-from lazytrain.compat import NotifyingCheckpoint
+from lazytrain.compat import NotifyingCheckpoint, skip_hooks
 from lazytrain.exact_resume import drop_stale_rank_windows, save_rank_window
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class ModelCheckpoint(NotifyingCheckpoint):
 
     Lightning names every callback by its ``state_key`` at each hook call, about a dozen times a
     training step, and ``ModelCheckpoint`` rebuilds that key from its settings every time; the
-    settings are fixed in ``__init__``, so it is built once. Its per-batch bookkeeping runs only
+    settings are fixed in ``__init__``, so it is built once. Its per-batch hook is dispatched only
     when it saves by step or time (an epoch-based checkpoint has nothing to do per batch).
     """
 
@@ -137,7 +137,8 @@ class ModelCheckpoint(NotifyingCheckpoint):
             train_time_interval=train_time_interval,
             **kwargs,
         )
-        self._per_batch = bool(every_n_train_steps) or train_time_interval is not None
+        if not every_n_train_steps and train_time_interval is None:
+            skip_hooks(self, "on_train_batch_end")  # nothing to do per batch
 
     @property
     def state_key(self) -> str:
@@ -145,10 +146,6 @@ class ModelCheckpoint(NotifyingCheckpoint):
         if key is None:
             key = self.__dict__["_state_key"] = super().state_key
         return key
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self._per_batch:
-            super().on_train_batch_end(trainer, *args)
 
     def saving(self, trainer: L.Trainer, filepath: str) -> None:
         save_rank_window(trainer, filepath)  # (each DDP rank's own, see exact_resume)

@@ -9,7 +9,7 @@ or checkpointing in silence. No other module of lazytrain touches a library's ``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import lightning as L
@@ -47,6 +47,39 @@ class CheapHookNames(L.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+
+# The hooks Lightning dispatches to every callback once or more per batch.
+PER_BATCH_HOOKS = (
+    "on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
+    "on_before_optimizer_step", "on_before_zero_grad", "on_validation_batch_start",
+    "on_validation_batch_end", "on_test_batch_start", "on_test_batch_end",
+    "on_predict_batch_start", "on_predict_batch_end",
+)  # fmt: skip
+
+
+def skip_unimplemented_hooks(callbacks: Iterable[L.Callback]) -> None:
+    """Lightning dispatches each per-batch hook to every callback through a profiler context and
+    its ``state_key``, whether the callback implements the hook or not: six hooks a training step
+    for each of about eight callbacks. Each hook a callback's class leaves at ``Callback``'s no-op
+    is skipped (:func:`skip_hooks`)."""
+    for callback in callbacks:
+        skip_hooks(
+            callback,
+            *(
+                name
+                for name in PER_BATCH_HOOKS
+                if name not in vars(callback)
+                and getattr(type(callback), name) is getattr(L.Callback, name)
+            ),
+        )
+
+
+def skip_hooks(callback: L.Callback, *names: str) -> None:
+    """Lightning's dispatcher skips a hook that is not callable, so each named hook is set to
+    ``None`` on this instance (no public switch exists)."""
+    for name in names:
+        setattr(callback, name, None)
 
 
 def estimated_stepping_batches(trainer: L.Trainer) -> int:

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lazytrain.averaging import EMA
 from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
+from lazytrain.compat import skip_unimplemented_hooks
 from lazytrain.compiling import compile_net
 from lazytrain.config_keys import LENGTH
 from lazytrain.console import print_config_tree
@@ -95,6 +96,7 @@ def train(
         ],
         plugins=[AtomicCheckpointIO()],
     )
+    skip_unimplemented_hooks(trainer.callbacks)
     trainer.fit(model, datamodule=datamodule, ckpt_path=begin.ckpt_path, weights_only=True)
 
     # A resume of a run stopped after its last epoch validates nothing: its checkpoint holds
