@@ -24,6 +24,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 from lazytrain.compat import eager_calls, file_writer, started_experiment
 from lazytrain.config_keys import flatten, in_hparams
 from lazytrain.dry_run import count_parameters
+from lazytrain.histograms import add_histogram
 from lazytrain.hparams_table import add_columns
 
 SHAPES_TAG = "parameter_shapes"
@@ -92,15 +93,16 @@ def log_weights(
     every weight matrix or kernel: at step 0 they show what the init produced (a std off by 10x is
     visible at a glance), later how training moved it."""
     for name, param in module.net.named_parameters():
+        weight = param.detach()
         if histograms:
-            writer.add_histogram(f"weights/{name}", param.detach(), step)
-        if param.ndim < 2:
+            add_histogram(writer, f"weights/{name}", weight, step)
+        if weight.ndim < 2:
             continue
-        weight = param.detach().float()
+        weight = weight.float()
         std, mean = torch.std_mean(weight)
-        writer.add_scalar(f"weights/{name}/mean", mean.item(), step)
-        writer.add_scalar(f"weights/{name}/std", std.item(), step)
-        writer.add_scalar(f"weights/{name}/max_abs", weight.abs().max().item(), step)
+        stats = torch.stack([mean, std, weight.abs().max()]).tolist()  # one copy to the host
+        for stat, value in zip(("mean", "std", "max_abs"), stats, strict=True):
+            writer.add_scalar(f"weights/{name}/{stat}", value, step)
 
 
 def log_graph(writer: SummaryWriter, module: L.LightningModule) -> None:
