@@ -30,7 +30,7 @@ def present(owner: object, name: str, user: str) -> None:
     )
 
 
-class Tiny(compat.CheapHookNames):
+class Tiny(compat.CheapHooks):
     """A real LightningModule on random data, recording what Lightning names its hooks."""
 
     def __init__(self) -> None:
@@ -52,7 +52,7 @@ class Tiny(compat.CheapHookNames):
 
 
 def test_current_fx_name_is_a_plain_attribute_lightning_sets_around_each_hook(tmp_path):
-    present(L.LightningModule(), "_current_fx_name", "CheapHookNames")
+    present(L.LightningModule(), "_current_fx_name", "CheapHooks")
     model = Tiny()
     quiet_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0).fit(model)
     assert model.hook_names == ["training_step"] * 3
@@ -86,18 +86,34 @@ class AtFitStart(L.Callback):
         self.fits += 1
 
 
+class TinyCountingBatches(Tiny):
+    def on_train_batch_end(self, *args) -> None:
+        self.hook_names.append(self._current_fx_name)
+
+
 def test_a_per_batch_hook_set_to_none_is_not_dispatched(tmp_path):
     every_batch, at_fit_start, profiler = EveryBatch(), AtFitStart(), Dispatched()
     trainer = quiet_trainer(
         tmp_path, limit_train_batches=3, callbacks=[every_batch, at_fit_start], profiler=profiler
     )
     compat.skip_unimplemented_hooks(trainer.callbacks)
-    trainer.fit(Tiny())
+    model = TinyCountingBatches()  # a CheapHooks: its own unimplemented hooks are skipped too
+    trainer.fit(model)
     assert every_batch.batches == 3 and at_fit_start.fits == 1  # what they implement still runs
-    to_callbacks = [a for a in profiler.actions if a.startswith("[Callback]")]
-    per_batch = [a for a in to_callbacks if a.rsplit(".", 1)[1] in compat.PER_BATCH_HOOKS]
-    assert per_batch == ["[Callback]EveryBatch.on_train_batch_end"] * 3, per_batch
-    assert "[Callback]AtFitStart.on_train_epoch_start" in to_callbacks  # other hooks as before
+    assert model.hook_names == ["training_step", "on_train_batch_end"] * 3
+    per_batch = [
+        a
+        for a in profiler.actions
+        if a.startswith(("[Callback]", "[LightningModule]"))
+        and a.rpartition(".")[2] in compat.PER_BATCH_HOOKS
+    ]
+    each_step = [
+        "[Callback]EveryBatch.on_train_batch_end",
+        "[LightningModule]TinyCountingBatches.on_train_batch_end",
+    ]
+    assert per_batch == each_step * 3, per_batch
+    assert "[Callback]AtFitStart.on_train_epoch_start" in profiler.actions  # other hooks as before
+    assert "[LightningModule]TinyCountingBatches.on_train_epoch_start" in profiler.actions
 
 
 def test_fit_loop_combined_loader_and_batch_progress(tmp_path):

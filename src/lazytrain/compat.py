@@ -37,10 +37,18 @@ BatchNormLayer = _BatchNorm
 OperatorMode = TorchDispatchMode
 
 
-class CheapHookNames(L.LightningModule):
-    """Lightning sets ``_current_fx_name`` around every hook call, about 50 times a training step,
+class CheapHooks(L.LightningModule):
+    """Lightning's hook calls, trimmed where they cost and do nothing (no public switch exists).
+
+    Lightning sets ``_current_fx_name`` around every hook call, about 50 times a training step,
     and ``nn.Module.__setattr__``'s parameter/buffer/module checks make that a measurable cost; it
-    is a plain attribute, so it is set as one (no public switch exists)."""
+    is a plain attribute, so it is set as one. The per-batch hooks a subclass leaves at
+    ``LightningModule``'s no-op are not called at all (:func:`skip_unimplemented_hooks`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        skip_unimplemented_hooks([self])
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "_current_fx_name":
@@ -49,37 +57,42 @@ class CheapHookNames(L.LightningModule):
             super().__setattr__(name, value)
 
 
-# The hooks Lightning dispatches to every callback once or more per batch.
-PER_BATCH_HOOKS = (
+# The hooks Lightning calls on every callback and on the LightningModule once a training step, and
+# on every callback once an evaluation batch (the evaluation loops read the module's own batch
+# hooks' signatures, so those stay).
+TRAINING_STEP_HOOKS = (
     "on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
-    "on_before_optimizer_step", "on_before_zero_grad", "on_validation_batch_start",
-    "on_validation_batch_end", "on_test_batch_start", "on_test_batch_end",
-    "on_predict_batch_start", "on_predict_batch_end",
+    "on_before_optimizer_step", "on_before_zero_grad",
+)  # fmt: skip
+PER_BATCH_HOOKS = TRAINING_STEP_HOOKS + (
+    "on_validation_batch_start", "on_validation_batch_end", "on_test_batch_start",
+    "on_test_batch_end", "on_predict_batch_start", "on_predict_batch_end",
 )  # fmt: skip
 
 
-def skip_unimplemented_hooks(callbacks: Iterable[L.Callback]) -> None:
-    """Lightning dispatches each per-batch hook to every callback through a profiler context and
-    its ``state_key``, whether the callback implements the hook or not: six hooks a training step
-    for each of about eight callbacks. Each hook a callback's class leaves at ``Callback``'s no-op
-    is skipped (:func:`skip_hooks`)."""
-    for callback in callbacks:
+def skip_unimplemented_hooks(hooked: Iterable[L.Callback | L.LightningModule]) -> None:
+    """Lightning calls each per-batch hook of every callback and of the module through a
+    profiler context (and a callback's ``state_key``), whether it is implemented or not: about
+    60 calls a training step for eight callbacks. Each hook a class leaves at ``Callback``'s or
+    ``LightningModule``'s no-op is skipped (:func:`skip_hooks`)."""
+    for obj in hooked:
+        is_callback = isinstance(obj, L.Callback)
+        base = L.Callback if is_callback else L.LightningModule
         skip_hooks(
-            callback,
+            obj,
             *(
                 name
-                for name in PER_BATCH_HOOKS
-                if name not in vars(callback)
-                and getattr(type(callback), name) is getattr(L.Callback, name)
+                for name in (PER_BATCH_HOOKS if is_callback else TRAINING_STEP_HOOKS)
+                if name not in vars(obj) and getattr(type(obj), name) is getattr(base, name)
             ),
         )
 
 
-def skip_hooks(callback: L.Callback, *names: str) -> None:
-    """Lightning's dispatcher skips a hook that is not callable, so each named hook is set to
-    ``None`` on this instance (no public switch exists)."""
+def skip_hooks(hooked: L.Callback | L.LightningModule, *names: str) -> None:
+    """Lightning skips a hook that is not callable (its dispatchers check), so each named hook
+    is set to ``None`` on this instance."""
     for name in names:
-        setattr(callback, name, None)
+        setattr(hooked, name, None)
 
 
 def estimated_stepping_batches(trainer: L.Trainer) -> int:

@@ -19,7 +19,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
-from lazytrain.compat import CheapHookNames, estimated_stepping_batches
+from lazytrain.compat import CheapHooks, estimated_stepping_batches
 from lazytrain.distributed import leave_process_group_at_exit
 from lazytrain.dry_run import ShapeReport, apply_init
 from lazytrain.epoch_state import EpochState
@@ -29,7 +29,7 @@ from lazytrain.models import build_net, to_channels_last
 from lazytrain.optimizers import build_optimizer
 
 
-class LazyClassifier(CheapHookNames):
+class LazyClassifier(CheapHooks):
     """Classifier around any lazy ``net`` declared by a Hydra config (``model``)."""
 
     def __init__(
