@@ -54,7 +54,16 @@ class _OneLineWarning(logging.Filter):
         return True
 
 
+class _DropNoCudaRuntime(logging.Filter):
+    """A CUDA build of torch on a machine without a GPU: ``torch.compile``'s C++ toolchain lookup
+    warns that it found CUDA_HOME but no CUDA runtime, which says nothing about a CPU run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No CUDA runtime is found, using CUDA_HOME=")
+
+
 _DROP_LIGHTNING_NOISE = _DropLightningNoise()
+_DROP_NO_CUDA_RUNTIME = _DropNoCudaRuntime()
 _ONE_LINE_WARNING = _OneLineWarning()
 
 
@@ -64,6 +73,7 @@ def quiet() -> None:
     launcher workers are covered too)."""
     for name in _LIGHTNING_LOGGERS:
         logging.getLogger(name).addFilter(_DROP_LIGHTNING_NOISE)  # once: filters are a set
+    logging.getLogger("torch.utils.cpp_extension").addFilter(_DROP_NO_CUDA_RUNTIME)
     # A run's checkpoint directory holds files only when the run resumes (a new run never starts
     # in a used directory: run_dir refuses), so ModelCheckpoint's warning about it says nothing.
     warnings.filterwarnings(
