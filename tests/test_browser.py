@@ -101,6 +101,15 @@ def test_data_api_serves_runs_scalars_and_hparams(tensorboard):
         assert [step for _, step, _ in points] == [8, 16]  # [wall time, step, value] per epoch
         assert all(0.0 < acc <= 1.0 for _, _, acc in points)
 
+    # The HISTOGRAMS tab's data: every weight counted once at each step it was written (step 0,
+    # each epoch's end), in buckets that tile the weights' range (lazytrain.histograms)
+    query = urllib.parse.urlencode({"run": "model=lazy_mlp", "tag": "weights/1.weight"})
+    series = get_json(f"{tensorboard}/data/plugin/histograms/histograms?{query}")
+    assert [step for _, step, _ in series] == [0, 8, 16]  # [wall time, step, buckets]
+    for _, _, buckets in series:  # [left, right, count] each
+        assert sum(count for _, _, count in buckets) == 784 * 256
+        assert all(a[1] == b[0] for a, b in zip(buckets, buckets[1:], strict=False))
+
     # The request the HPARAMS tab sends (tensorboard/plugins/hparams/api.proto).
     request = {
         "experimentName": "",
@@ -184,10 +193,15 @@ def test_tabs_in_a_browser(tensorboard, page, tmp_path):
     page.get_by_text("uninitialized").first.wait_for(timeout=30_000)
     page.screenshot(path=tmp_path / "text.png")
 
+    page.goto(f"{tensorboard}/#histograms")
+    page.get_by_text("weights/1.weight").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)  # the charts draw after their cards appear
+    page.screenshot(path=tmp_path / "histograms.png")
+
     page.goto(f"{tensorboard}/#scalars")
     page.locator("tf-scalar-dashboard tf-tag-filterer input").fill("^val/acc$")
     page.get_by_text("tag: val/acc").first.wait_for(timeout=30_000)
     page.screenshot(path=tmp_path / "scalars.png")
 
-    for name in ("hparams", "timeseries", "text", "scalars"):
+    for name in ("hparams", "timeseries", "text", "histograms", "scalars"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
