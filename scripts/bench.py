@@ -5,6 +5,7 @@
     python scripts/bench.py --rounds 1 --limit-batches 5 --models lazy_mlp   # a smoke test
     python scripts/bench.py --time-to-accuracy --write-readme   # speedruns against their recipes
     python scripts/bench.py --time-to-accuracy --speedruns cnn_91   # one (convnet_93: 30+ min a seed)
+    python scripts/bench_baseline.py HEAD~1    # before and after a change, side by side
 
 For each model and round, one training epoch of:
   (a) a plain loop over torchvision's FashionMNIST + ToTensor + DataLoader (the common baseline),
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import subprocess
 import sys
@@ -335,6 +337,10 @@ def main() -> None:
     parser.add_argument(
         "--extra", nargs="*", default=[], help="overrides for every run (smoke tests)"
     )
+    parser.add_argument(
+        "--json", type=Path, default=None,
+        help="also write each round's samples/s there (scripts/bench_baseline.py reads it)",
+    )  # fmt: skip
     args = parser.parse_args()
     quiet()
     no_gpu_probe_per_step()  # as scripts/train.py does: every loop below gains alike
@@ -372,6 +378,8 @@ def main() -> None:
         ]
     text = table(results, args, startup)
     print(text)
+    if args.json:
+        args.json.write_text(json.dumps(results))
     if args.write_readme:
         write_block(args.readme, "bench", text)
 

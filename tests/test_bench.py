@@ -4,12 +4,13 @@ numbers themselves are a benchmark's business, never a test's)."""
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
 from lazytrain.hparams_table import TABLE_FILE
 
-from .helpers import run_script
+from .helpers import ROOT, run_script
 
 
 def test_bench_prints_its_table(real_data_root, tmp_path):
@@ -103,3 +104,31 @@ def test_time_to_accuracy_races_each_speedrun_against_its_recipe(
     again = run_script(*bench, cwd=tmp_path)
     assert again.returncode != 0 and f"--keep {runs_dir}: not an empty directory" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*")} == before
+
+
+@pytest.mark.slow
+def test_baseline_runs_the_bench_over_a_revision_and_this_checkout(real_data_root, tmp_path):
+    worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True)
+    proc = run_script(
+        "bench_baseline.py", "HEAD", "--models", "lazy_mlp", "--rounds", "2",
+        "--limit-batches", "2", "--device", "cpu", "--data-root", str(real_data_root), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    speed = r"[\d,]+ \([\d,]+–[\d,]+\)"
+    for loop in ("(b) plain loop", "(d) bare Lightning", "(c) lazytrain"):
+        row = rf"^\| lazy_mlp \| {re.escape(loop)} \| {speed} \| {speed} \| [\d.]+ \|$"
+        assert re.search(row, proc.stdout, re.M), proc.stdout[-2000:]
+    assert re.search(
+        r"^lazy_mlp: d/b [\d.]+ before, [\d.]+ after; c/b [\d.]+ before", proc.stdout, re.M
+    )
+    # the baseline's worktree is gone, and nothing was written where it ran
+    after = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True)
+    assert after.stdout == worktrees.stdout and list(tmp_path.iterdir()) == []
+
+
+def test_baseline_refuses_what_is_not_a_commit_in_one_line(tmp_path):
+    proc = run_script("bench_baseline.py", "no-such-revision", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"bench_baseline: 'no-such-revision' is not a commit of {ROOT}: name one, e.g. HEAD~1"
+    ]
