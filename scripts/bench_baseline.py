@@ -9,7 +9,9 @@ change is measured against its revision side by side, never against a number fro
 The revision is checked out into a temporary git worktree; each round runs ``scripts/bench.py``
 for one round in two fresh processes, this checkout's bench over each tree's ``lazytrain`` and
 ``conf/``, in alternating order. Printed: each tree's median (min–max) samples/s of (b) the plain
-loop, (d) bare Lightning and (c) lazytrain, and the medians of the rounds' ratios after/before.
+loop, (d) bare Lightning and (c) lazytrain, the medians of the rounds' ratios after/before, and
+d/b, c/b on each side with their change (each process's plain loop cancels its machine's state,
+which differs more between two processes than within one).
 """
 
 from __future__ import annotations
@@ -91,17 +93,23 @@ def table(rounds: dict[str, list[dict]], baseline: str, args: argparse.Namespace
                 f"| {model} | {label} | {spread(before)} | {spread(after)} | {ratio:.3f} |"
             )
         d_b, c_b = (to_plain_loop(rounds, model, loop) for loop in ("d", "c"))
-        ratios.append(f"{model}: d/b {d_b[0]:.2f} before, {d_b[1]:.2f} after; "
-                      f"c/b {c_b[0]:.2f} before, {c_b[1]:.2f} after.")  # fmt: skip
+        ratios.append(
+            f"{model}: d/b {d_b[0]:.2f} before, {d_b[1]:.2f} after (×{d_b[2]:.3f}); "
+            f"c/b {c_b[0]:.2f} before, {c_b[1]:.2f} after (×{c_b[2]:.3f})."
+        )
     return "\n".join([*lines, "", *ratios])
 
 
-def to_plain_loop(rounds: dict[str, list[dict]], model: str, loop: str) -> tuple[float, float]:
-    """The median of the rounds' ``loop``/(b), before and after."""
-    return tuple(  # type: ignore[return-value]
-        statistics.median(r[model][loop][0] / r[model]["b"][0] for r in rounds[side])
-        for side in ("before", "after")
+def to_plain_loop(
+    rounds: dict[str, list[dict]], model: str, loop: str
+) -> tuple[float, float, float]:
+    """The medians of the rounds' ``loop``/(b) before and after, and of their ratio round by round:
+    each process's own plain loop cancels its machine's state out of the comparison."""
+    before, after = (
+        [r[model][loop][0] / r[model]["b"][0] for r in rounds[side]] for side in ("before", "after")
     )
+    paired = [a / b for a, b in zip(after, before, strict=True)]
+    return statistics.median(before), statistics.median(after), statistics.median(paired)
 
 
 def spread(values: list[float]) -> str:

@@ -118,9 +118,9 @@ def test_baseline_runs_the_bench_over_a_revision_and_this_checkout(real_data_roo
     for loop in ("(b) plain loop", "(d) bare Lightning", "(c) lazytrain"):
         row = rf"^\| lazy_mlp \| {re.escape(loop)} \| {speed} \| {speed} \| [\d.]+ \|$"
         assert re.search(row, proc.stdout, re.M), proc.stdout[-2000:]
-    assert re.search(
-        r"^lazy_mlp: d/b [\d.]+ before, [\d.]+ after; c/b [\d.]+ before", proc.stdout, re.M
-    )
+    change = r"[\d.]+ before, [\d.]+ after \(×[\d.]+\)"
+    summary = rf"^lazy_mlp: d/b {change}; c/b {change}\.$"
+    assert re.search(summary, proc.stdout, re.M), proc.stdout[-2000:]
     # the baseline's worktree is gone, and nothing was written where it ran
     after = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True)
     assert after.stdout == worktrees.stdout and list(tmp_path.iterdir()) == []
