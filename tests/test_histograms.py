@@ -47,7 +47,7 @@ VALUES = {
 def test_the_fields_are_those_of_tensorboards_make_histogram(writer, name):
     values = VALUES[name](writer)
     expected = make_histogram(values.double().numpy(), writer.default_bins)
-    fields = histogram_fields(values, torch.tensor(writer.default_bins, dtype=torch.float64))
+    fields = histogram_fields(values, writer.default_bins)
     assert fields is not None
     assert fields["bucket_limits"] == list(expected.bucket_limit)
     assert fields["bucket_counts"] == list(expected.bucket)

@@ -41,9 +41,20 @@ _LIGHTNING_NOISE = re.compile(
 )
 
 
-class _DropLightningNoise(logging.Filter):
+# A CUDA build of torch on a machine without a GPU: torch.compile's C++ toolchain lookup warns
+# that it found CUDA_HOME but no CUDA runtime, which says nothing about a CPU run.
+_NO_CUDA_RUNTIME = re.compile(r"No CUDA runtime is found, using CUDA_HOME=")
+
+
+class _Drop(logging.Filter):
+    """Drops a logger's records whose message starts with a match of ``noise``."""
+
+    def __init__(self, noise: re.Pattern[str]) -> None:
+        super().__init__()
+        self.noise = noise
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return _LIGHTNING_NOISE.match(record.getMessage()) is None
+        return self.noise.match(record.getMessage()) is None
 
 
 class _OneLineWarning(logging.Filter):
@@ -54,16 +65,8 @@ class _OneLineWarning(logging.Filter):
         return True
 
 
-class _DropNoCudaRuntime(logging.Filter):
-    """A CUDA build of torch on a machine without a GPU: ``torch.compile``'s C++ toolchain lookup
-    warns that it found CUDA_HOME but no CUDA runtime, which says nothing about a CPU run."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("No CUDA runtime is found, using CUDA_HOME=")
-
-
-_DROP_LIGHTNING_NOISE = _DropLightningNoise()
-_DROP_NO_CUDA_RUNTIME = _DropNoCudaRuntime()
+_DROP_LIGHTNING_NOISE = _Drop(_LIGHTNING_NOISE)
+_DROP_NO_CUDA_RUNTIME = _Drop(_NO_CUDA_RUNTIME)
 _ONE_LINE_WARNING = _OneLineWarning()
 
 

@@ -12,6 +12,7 @@ occupied buckets exactly as ``make_histogram`` trims it, so TensorBoard draws th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,17 +22,17 @@ from torch.utils.tensorboard import SummaryWriter
 def add_histogram(writer: SummaryWriter, tag: str, values: torch.Tensor, step: int) -> None:
     """What ``writer.add_histogram(tag, values, step)`` writes; nothing where no value is finite
     (a diverged run, about to stop on its non-finite loss)."""
-    edges = torch.tensor(writer.default_bins, dtype=torch.float64, device=values.device)
-    fields = histogram_fields(values, edges)
+    fields = histogram_fields(values, writer.default_bins)
     if fields is not None:
         writer.add_histogram_raw(tag, **fields, global_step=step)
 
 
-def histogram_fields(values: torch.Tensor, edges: torch.Tensor) -> dict[str, Any] | None:
-    """``add_histogram_raw``'s arguments for ``values`` over the bucket ``edges`` (float64, on the
-    values' device): the occupied buckets, with one empty bucket before them for the leftmost
-    edge (TensorBoard keeps only right edges); None if no value falls in any bucket."""
+def histogram_fields(values: torch.Tensor, bins: Sequence[float]) -> dict[str, Any] | None:
+    """``add_histogram_raw``'s arguments for ``values`` over the bucket edges ``bins``: the
+    occupied buckets, with one empty bucket before them for the leftmost edge (TensorBoard keeps
+    only right edges); None if no value falls in any bucket."""
     values = values.detach().flatten().double()
+    edges = torch.tensor(bins, dtype=torch.float64, device=values.device)
     # edges[i] <= value < edges[i + 1] is bucket i: bucketize counts the edges <= value; below
     # the first edge is -1, above the last edge (or NaN) is len(edges) - 1, and a value on the
     # last edge closes the last bucket.
@@ -51,6 +52,6 @@ def histogram_fields(values: torch.Tensor, edges: torch.Tensor) -> dict[str, Any
         "num": values.numel(),
         "sum": total,
         "sum_squares": squares,
-        "bucket_limits": edges[first : last + 2].tolist(),
+        "bucket_limits": list(bins[first : last + 2]),
         "bucket_counts": [0, *counts[first : last + 1].tolist()],
     }
