@@ -50,12 +50,17 @@ def with_progress_bar(tmp_path: Path, synthetic_dir: Path) -> list[str]:
     return [*data, "trainer.limit_train_batches=3", "callbacks.progress_bar.refresh_rate=1"]
 
 
+# Lightning's warning for an epoch shorter than trainer.log_every_n_steps, from its data setup,
+# which runs twice a fit: the train_console run (3 batches, a log every 5) shows it once.
+SHORT_EPOCH = "The number of training batches (3) is smaller than the logging interval"
+
+
 @pytest.fixture(scope="module")
 def train_console(synthetic_dir, tmp_path_factory) -> tuple[Path, str]:
     cwd = tmp_path_factory.mktemp("console")
     output = console(
         "train.py", *with_progress_bar(cwd, synthetic_dir), "trainer.max_epochs=2",
-        f"hydra.run.dir={cwd / 'run'}", cwd=cwd,
+        "trainer.log_every_n_steps=5", f"hydra.run.dir={cwd / 'run'}", cwd=cwd,
     )  # fmt: skip
     return cwd / "run", output
 
@@ -70,6 +75,7 @@ def test_train_console_is_quiet_and_log_lines_stand_alone(train_console):
     glued = [line for line in records if not re.match(r"\[\d\d:\d\d:\d\d\]\[", line)]
     assert not glued  # ...and no log record was written after its text on the same line
     assert "epoch 1 (step 6, " in output and FIRST_STEP.search(output)
+    assert sum(SHORT_EPOCH in line for line in records) == 1  # a warning once, on its own line
 
 
 def test_train_console_starts_with_the_run_and_how_to_view_it(train_console):
@@ -83,6 +89,7 @@ def test_train_log_holds_log_lines_only(train_console):
     run, _ = train_console
     log = (run / "train.log").read_text()
     assert "run directory: " in log and "epoch 1 (step 6, " in log
+    assert log.count(SHORT_EPOCH) == 1
     for fragment in ("\r", "\x1b[", "it/s", "Epoch 0:", "Sanity Checking", "█"):
         assert fragment not in log, fragment
     assert_quiet(log)

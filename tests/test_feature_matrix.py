@@ -110,6 +110,20 @@ def averaged(ran: Ran) -> None:
     assert all(math.isfinite(v) for _, v in ran.events["train/loss_epoch"])
 
 
+def unvalidated(why: str, steps: Callable[[int], int]) -> Callable[[Ran], None]:
+    """A fit that ended before its first validation: no best checkpoint, and the run says why
+    and what the test scores, in place of Lightning's warning that blames the module."""
+
+    def check(ran: Ran) -> None:
+        assert ran.last["global_step"] == steps(ran.batches)
+        assert [p.name for p in (ran.run / "checkpoints").iterdir()] == ["last.ckpt"]
+        said = f"no best checkpoint by val/acc: {why}; the test scores the last step's weights"
+        assert said in ran.logged and "could not find the monitored key" not in ran.logged
+        assert "test/acc" in ran.events
+
+    return check
+
+
 def stopped_in_time(ran: Ran) -> None:
     """max_time: stopped by the clock long before its 10,000 epochs, checkpointed and tested."""
     assert 0 < ran.last["global_step"] < 10_000 * ran.batches
@@ -155,7 +169,18 @@ FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
         validated_at(lambda b: [b, 2 * b]),
     ),
     "model-summary": (["trainer.enable_model_summary=true"], summarized),
-    "max_steps": (["trainer.max_steps=5"], global_step(lambda b: 5)),
+    "max_steps": (
+        ["trainer.max_steps=5"],  # inside the first epoch
+        unvalidated(
+            "the fit stopped at step 5, before its first validation (validate sooner with "
+            "trainer.val_check_interval=<steps>)",
+            lambda b: 5,
+        ),
+    ),
+    "no-validation": (
+        ["trainer.limit_val_batches=0"],
+        unvalidated("no validation ran (trainer.limit_val_batches is 0)", lambda b: EPOCHS * b),
+    ),
     "limit_train_batches": (["trainer.limit_train_batches=3"], global_step(lambda b: 3 * EPOCHS)),
     "swa": (["callbacks=swa"], averaged),
     "deterministic": (["trainer.deterministic=true"], trained),
@@ -181,7 +206,9 @@ def user_package(tmp_path_factory):
 
 @pytest.mark.parametrize("feature", FEATURES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_feature_on_family(family, feature, tmp_path, synthetic_dir, user_package, caplog, capsys):
+def test_feature_on_family(
+    family, feature, tmp_path, synthetic_dir, user_package, caplog, capsys, recwarn
+):
     overrides, check = FEATURES[feature]
     cfg = make_cfg(
         tmp_path, synthetic_dir, f"trainer.max_epochs={EPOCHS}", *FAMILIES[family], *overrides
@@ -193,7 +220,7 @@ def test_feature_on_family(family, feature, tmp_path, synthetic_dir, user_packag
     datamodule = instantiate(cfg.data)
     datamodule.trainer = quiet_trainer(tmp_path)
     datamodule.setup("fit")
-    shown = caplog.text + capsys.readouterr().out
+    shown = caplog.text + capsys.readouterr().out + "\n".join(str(w.message) for w in recwarn)
     check(Ran(Path(cfg.output_dir), len(datamodule.train_dataloader()), shown))
 
 

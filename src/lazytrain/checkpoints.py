@@ -122,6 +122,11 @@ class ModelCheckpoint(NotifyingCheckpoint):
     training step, and ``ModelCheckpoint`` rebuilds that key from its settings every time; the
     settings are fixed in ``__init__``, so it is built once. Its per-batch hook is dispatched only
     when it saves by step or time (an epoch-based checkpoint has nothing to do per batch).
+
+    A fit that ends before its first validation (``trainer.max_steps`` inside the first epoch,
+    ``trainer.limit_val_batches=0``) has nothing to rank by ``monitor``: instead of Lightning's
+    "could not find the monitored key ... Did you call `log`?", which blames the module, the
+    run says once what happened and what the test scores.
     """
 
     def __init__(
@@ -139,6 +144,30 @@ class ModelCheckpoint(NotifyingCheckpoint):
         )
         if not every_n_train_steps and train_time_interval is None:
             skip_hooks(self, "on_train_batch_end")  # nothing to do per batch
+        self._validated = False  # a validation (not the sanity check) ended in this fit
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validated = self._validated or not trainer.sanity_checking
+        super().on_validation_end(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.monitor is None or self._validated:  # else no score to rank: only a warning
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.monitor is None or self.best_model_path or trainer.fast_dev_run:
+            return
+        if trainer.is_global_zero:
+            why = (
+                f"the fit stopped at step {trainer.global_step}, before its first validation "
+                "(validate sooner with trainer.val_check_interval=<steps>)"
+                if sum(trainer.num_val_batches or [0])
+                else "no validation ran (trainer.limit_val_batches is 0)"
+            )
+            log.warning(
+                "no best checkpoint by %s: %s; the test scores the last step's weights",
+                self.monitor, why,
+            )  # fmt: skip
 
     @property
     def state_key(self) -> str:

@@ -57,17 +57,27 @@ class _Drop(logging.Filter):
         return self.noise.match(record.getMessage()) is None
 
 
-class _OneLineWarning(logging.Filter):
-    """``logging.captureWarnings`` logs the formatted warning with its trailing newline."""
+class _WarningOnce(logging.Filter):
+    """A warning on one line (``logging.captureWarnings`` logs it with its trailing newline), and
+    once in a job: Python forgets which warnings it has shown whenever any code changes the
+    warning filters, so Lightning's data setup, run twice a fit, would warn twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = record.getMessage().rstrip(), None
+        text = record.getMessage().rstrip()  # "file:line: Category: message"
+        if text in self.shown:
+            return False
+        self.shown.add(text)
+        record.msg, record.args = text, None
         return True
 
 
 _DROP_LIGHTNING_NOISE = _Drop(_LIGHTNING_NOISE)
 _DROP_NO_CUDA_RUNTIME = _Drop(_NO_CUDA_RUNTIME)
-_ONE_LINE_WARNING = _OneLineWarning()
+_WARNING_ONCE = _WarningOnce()
 
 
 def quiet() -> None:
@@ -95,9 +105,11 @@ def quiet() -> None:
 
 def warnings_to_log() -> None:
     """Warnings as log records (``py.warnings``): on the console above the progress bar, and in
-    ``train.log`` with the rest of the run's story."""
+    ``train.log`` with the rest of the run's story; each once per job (a sweep's next job in this
+    process shows them again, in its own log)."""
     logging.captureWarnings(True)
-    logging.getLogger("py.warnings").addFilter(_ONE_LINE_WARNING)
+    _WARNING_ONCE.shown.clear()
+    logging.getLogger("py.warnings").addFilter(_WARNING_ONCE)
 
 
 class ConsoleHandler(logging.StreamHandler):
