@@ -148,6 +148,11 @@ def summarized(ran: Ran) -> None:
     trained(ran)
 
 
+stopped_at_5 = unvalidated(
+    "the fit stopped at step 5, before its first validation (validate sooner with "
+    "trainer.val_check_interval=<steps>)",
+    lambda b: 5,
+)
 CALLBACK = "+callbacks.{0}._target_=lightning.pytorch.callbacks.{1}"
 FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
     "64-true": (["trainer.precision=64-true"], dtype(torch.float64)),
@@ -169,13 +174,10 @@ FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
         validated_at(lambda b: [b, 2 * b]),
     ),
     "model-summary": (["trainer.enable_model_summary=true"], summarized),
-    "max_steps": (
-        ["trainer.max_steps=5"],  # inside the first epoch
-        unvalidated(
-            "the fit stopped at step 5, before its first validation (validate sooner with "
-            "trainer.val_check_interval=<steps>)",
-            lambda b: 5,
-        ),
+    "max_steps": (["trainer.max_steps=5"], stopped_at_5),  # inside the first epoch
+    "max_steps-early-stopping": (  # Lightning's EarlyStopping fails there: "not available"
+        ["trainer.max_steps=5", "callbacks=early_stopping"],
+        stopped_at_5,
     ),
     "no-validation": (
         ["trainer.limit_val_batches=0"],

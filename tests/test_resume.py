@@ -341,6 +341,26 @@ def test_a_bare_resume_continues_any_run_with_its_own_configuration(tmp_path, sy
     assert read_events(run).hparams["optimizer"] == "sgd"
 
 
+def test_a_run_made_with_lightnings_early_stopping_resumes_with_lazytrains(tmp_path, synthetic_dir):
+    """Runs made before conf/callbacks/early_stopping named lazytrain.monitors.EarlyStopping
+    recorded Lightning's class: a bare resume builds today's (not refused as a target only the
+    checkpoint names), and the run's stopping state loads under the same key."""
+    run, key = tmp_path / "run", "EarlyStopping{'monitor': 'val/acc', 'mode': 'max'}"
+    train(
+        tmp_path, *synthetic(tmp_path, synthetic_dir), "callbacks=early_stopping",
+        "callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping",
+        "callbacks.early_stopping.min_delta=1.0", "trainer.limit_train_batches=2",
+        "trainer.max_epochs=1", f"hydra.run.dir={run}",
+    )  # fmt: skip
+    assert last(run)["callbacks"][key]["wait_count"] == 0  # the first epoch improved on nothing
+    train(tmp_path, f"resume={run}", "trainer.max_epochs=2")
+    resumed = last(run)
+    assert resumed["global_step"] == 4
+    callbacks = resumed["run_config"]["config"]["callbacks"]
+    assert callbacks["early_stopping"]["_target_"] == "lazytrain.monitors.EarlyStopping"
+    assert resumed["callbacks"][key]["wait_count"] == 1  # the run's best score was loaded
+
+
 @pytest.mark.parametrize("damage", ["truncated", "not a checkpoint"])
 def test_a_resume_that_cannot_load_leaves_the_checkpoint_as_it_was(tmp_path, short_run, damage):
     data, run = short_run

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lazytrain.atomic_write import atomic_write
 from lazytrain.compat import NotifyingCheckpoint, skip_hooks
 from lazytrain.exact_resume import drop_stale_rank_windows, save_rank_window
+from lazytrain.monitors import WaitsForValidation
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.Lightning
             )
 
 
-class ModelCheckpoint(NotifyingCheckpoint):
+class ModelCheckpoint(WaitsForValidation, NotifyingCheckpoint):
     """Lightning's ``ModelCheckpoint`` without its per-step costs, same files and same state.
 
     Lightning names every callback by its ``state_key`` at each hook call, about a dozen times a
@@ -123,10 +124,9 @@ class ModelCheckpoint(NotifyingCheckpoint):
     settings are fixed in ``__init__``, so it is built once. Its per-batch hook is dispatched only
     when it saves by step or time (an epoch-based checkpoint has nothing to do per batch).
 
-    A fit that ends before its first validation (``trainer.max_steps`` inside the first epoch,
-    ``trainer.limit_val_batches=0``) has nothing to rank by ``monitor``: instead of Lightning's
-    "could not find the monitored key ... Did you call `log`?", which blames the module, the
-    run says once what happened and what the test scores.
+    A fit that ends before its first validation has nothing to rank by a validation metric: it
+    waits for one (:class:`~lazytrain.monitors.WaitsForValidation`), then says once that there is
+    no best checkpoint and what the test scores.
     """
 
     def __init__(
@@ -144,15 +144,6 @@ class ModelCheckpoint(NotifyingCheckpoint):
         )
         if not every_n_train_steps and train_time_interval is None:
             skip_hooks(self, "on_train_batch_end")  # nothing to do per batch
-        self._validated = False  # a validation (not the sanity check) ended in this fit
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._validated = self._validated or not trainer.sanity_checking
-        super().on_validation_end(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.monitor is None or self._validated:  # else no score to rank: only a warning
-            super().on_train_epoch_end(trainer, pl_module)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.monitor is None or self.best_model_path or trainer.fast_dev_run:

@@ -32,6 +32,7 @@ from lazytrain.dry_run import ShapeMismatchError
 from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.images import DataError
 from lazytrain.lineage import LabelError
+from lazytrain.monitors import MonitorError
 from lazytrain.recording import CURVES, not_recorded
 from lazytrain.resume import Continuation, ResumeError, continue_in_place
 from lazytrain.run_dir import RunExistsError, record_failure
@@ -57,6 +58,7 @@ USER_ERRORS = (
     TrackerError,
     CompileError,
     TrainerArgumentError,
+    MonitorError,
 )
 
 

@@ -27,6 +27,12 @@ from lazytrain.trust import check_targets
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "run_config"  # in the checkpoint: {"config": ..., "choices": ...}
+# Callbacks conf/callbacks has since declared with a class of lazytrain's, as a run made before
+# recorded them: the run resumes with today's class (its state loads: the same state key), not
+# refused as a target only its checkpoint names.
+REPLACED_CALLBACKS = {
+    "lightning.pytorch.callbacks.EarlyStopping": "lazytrain.monitors.EarlyStopping"
+}
 
 
 class ResumeError(ValueError):
@@ -138,6 +144,9 @@ def start(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str])
             f"{path} records no run configuration (made by an older lazytrain): start a new run "
             f"from it with ckpt_path={path} and the run's overrides"
         )
+    for node in (record["config"].get("callbacks") or {}).values():
+        if isinstance(node, dict) and node.get("_target_") in REPLACED_CALLBACKS:
+            node["_target_"] = REPLACED_CALLBACKS[node["_target_"]]
     command = OmegaConf.to_container(cfg, resolve=False)
     # The checkpoint names the callables the run is rebuilt from: only the user's own, the
     # allowlist and the command's trusted_targets (never the run's own list) are built.

@@ -143,9 +143,14 @@ class CheckRunDir(Callback):
                 "override_dirname.exclude_keys=[...] without it, or number them with "
                 "'hydra.sweep.subdir=${hydra.job.num}'"
             )
-        from lazytrain.optuna_search import is_optuna_search, prepare_study  # imports Lightning
+        from lazytrain.monitors import MonitorError, check_search_direction  # imports Lightning
+        from lazytrain.optuna_search import is_optuna_search, prepare_study
 
         if is_optuna_search(config):
+            try:
+                check_search_direction(config)
+            except MonitorError as err:
+                _refuse(f"MonitorError: {err} (nothing was created)")
             prepare_study(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -33,6 +33,7 @@ from lazytrain.exact_resume import LAST_VALIDATION, validation_metrics
 from lazytrain.hparams_table import table_dir
 from lazytrain.lineage import Lineage, labels
 from lazytrain.module import LazyClassifier
+from lazytrain.monitors import check_monitors
 from lazytrain.recording import CURVES, not_recorded, say_not_recorded
 from lazytrain.resume import RunConfig, start
 from lazytrain.run_dir import check_new_run, write_result
@@ -58,6 +59,7 @@ def train(
     sweep's job), trained again from the start, its old events purged in TensorBoard."""
     begin = start(cfg, choices or {}, overrides)  # with resume=<dir>: the run's own configuration
     cfg = begin.cfg
+    check_monitors(cfg)
     if cfg.get("resume"):
         step = begin.checkpoint.get("global_step", 0)
         log.info("resuming %s from %s (step %d)", cfg.resume, begin.ckpt_path, step)
