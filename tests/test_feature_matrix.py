@@ -5,6 +5,7 @@ promises (steps, validation points, dtypes, logged curves), not only for finishi
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -59,7 +60,8 @@ class Ran:
     def __init__(self, run: Path, batches: int, logged: str) -> None:
         self.run = run
         self.events = read_events(run).scalars
-        self.last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        path = run / "checkpoints" / "last.ckpt"
+        self.last = torch.load(path, weights_only=True) if path.is_file() else None
         self.batches = batches
         self.logged = logged
 
@@ -124,6 +126,24 @@ def unvalidated(why: str, steps: Callable[[int], int]) -> Callable[[Ran], None]:
     return check
 
 
+def no_step_logs(ran: Ran) -> None:
+    """log_every_n_steps=0: Lightning's "never within an epoch"; the epochs' curves remain."""
+    trained(ran)
+    assert "train/loss_step" not in ran.events and "train/lr" not in ran.events
+    assert len(ran.events["train/loss_epoch"]) == len(ran.events["val/acc"]) == EPOCHS
+
+
+def unsaved(ran: Ran) -> None:
+    """+trainer.enable_checkpointing=false: the configured checkpoints dropped, said at the start
+    and kept in result.json; trained, validated and tested all the same."""
+    assert ran.last is None and not (ran.run / "checkpoints").exists()
+    said = "not recorded: no checkpoints: +trainer.enable_checkpointing=false"
+    assert said in ran.logged
+    result = json.loads((ran.run / "result.json").read_text())
+    assert result["not_recorded"] == ["checkpoints"]
+    assert len(ran.events["val/acc"]) == EPOCHS and "test/acc" in ran.events
+
+
 def stopped_in_time(ran: Ran) -> None:
     """max_time: stopped by the clock long before its 10,000 epochs, checkpointed and tested."""
     assert 0 < ran.last["global_step"] < 10_000 * ran.batches
@@ -184,6 +204,9 @@ FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
         unvalidated("no validation ran (trainer.limit_val_batches is 0)", lambda b: EPOCHS * b),
     ),
     "limit_train_batches": (["trainer.limit_train_batches=3"], global_step(lambda b: 3 * EPOCHS)),
+    "no-step-logs": (["trainer.log_every_n_steps=0"], no_step_logs),
+    "no-progress-bar": (["+trainer.enable_progress_bar=false"], trained),
+    "no-checkpointing": (["+trainer.enable_checkpointing=false"], unsaved),
     "swa": (["callbacks=swa"], averaged),
     "deterministic": (["trainer.deterministic=true"], trained),
     "benchmark": (["trainer.benchmark=true"], trained),

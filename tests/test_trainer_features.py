@@ -112,6 +112,11 @@ def test_early_stopping_stops_and_a_resumed_run_keeps_its_patience(tmp_path, syn
     [
         ("trainer.precision=16-mixed", "float16 mixed precision needs a CUDA device"),
         ("+trainer.profiler=simplest", "trainer.profiler=simplest is not a Lightning profiler"),
+        (
+            "+trainer.barebones=true",
+            "trainer.barebones=true forbids the loggers, checkpoints and "
+            "metric logging a lazytrain run is made of",
+        ),
     ],
 )
 def test_a_trainer_argument_the_run_cannot_honour_is_refused_before_anything_is_written(

@@ -123,8 +123,9 @@ class LazyClassifier(CheapHooks):
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         self.epoch_state.update(loss, logits, y, self.global_step)
         # On the steps Lightning writes to the loggers (counted over the run, not the epoch), so
-        # each point lands at its own step and none is dropped at an epoch's end.
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        # each point lands at its own step and none is dropped at an epoch's end; 0: none.
+        every = self.trainer.log_every_n_steps
+        if every and (self.global_step + 1) % every == 0:
             self.epoch_state.check_finite(self.current_epoch)
             # sync_dist: under DDP the loss of the global batch, the same on every rank (one
             # all-reduce every log_every_n_steps; free on one device).

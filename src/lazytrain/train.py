@@ -39,7 +39,7 @@ from lazytrain.resume import RunConfig, start
 from lazytrain.run_dir import check_new_run, write_result
 from lazytrain.trackers import make_loggers, tracker_callbacks
 from lazytrain.tracking import hparams_row, log_hparams, tensorboard_writer
-from lazytrain.trainer_args import trainer_arguments
+from lazytrain.trainer_args import switched_on, trainer_arguments
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,14 @@ def train(
     say_not_recorded(cfg, skipped)
     no_tracker = CURVES in skipped  # fast_dev_run starts none: no partial event file
     loggers = [] if no_tracker else make_loggers(cfg, begin.checkpoint, 0 if restart else purge)
+    configured = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         _convert_="all",  # plain containers: Lightning checks max_time={...} for a dict
         **trainer_extras,
         logger=loggers or False,
         callbacks=[
-            *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c),
+            *switched_on(cfg.trainer, configured),
             RunConfig(cfg, begin.choices),
             Lineage(output_dir, tags, notes, resumed=bool(cfg.get("resume")) or restart),
             *tracker_callbacks(loggers, cfg, begin.choices, tags, notes),

@@ -8,18 +8,26 @@ them (``conf/trainer`` passes the rest straight through).
   ``test-profile.txt`` into the run directory, as ``debug=profiler`` does.
 - ``+trainer.max_time={days:1,hours:12}``: Hydra gives a ``DictConfig``, Lightning wants a dict
   (``instantiate(..., _convert_="all")`` in :mod:`lazytrain.train`).
+- ``+trainer.enable_progress_bar=false``, ``+trainer.enable_checkpointing=false``: Lightning
+  refuses either beside a progress bar or checkpoint callback, and ``conf/callbacks`` configures
+  both; the switch drops them instead (no checkpoints: said as not recorded).
+- ``+trainer.barebones=true``: it forbids the loggers, checkpoints and ``self.log`` a run is made
+  of. Refused in one line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import Callback, Checkpoint, ProgressBar
 from lightning.pytorch.profilers import AdvancedProfiler, PyTorchProfiler, SimpleProfiler
 from omegaconf import DictConfig
 
 FP16_AMP = ("16-mixed", "16", 16)
+SWITCHED_OFF = {"enable_progress_bar": ProgressBar, "enable_checkpointing": Checkpoint}
 PROFILERS = {"simple": SimpleProfiler, "advanced": AdvancedProfiler, "pytorch": PyTorchProfiler}
 
 
@@ -36,7 +44,24 @@ def trainer_arguments(trainer: DictConfig, run_dir: Path) -> dict[str, Any]:
     """What to pass to ``Trainer`` beside ``trainer``'s own config, once it is checked: before
     anything is written, so a refusal leaves nothing behind."""
     check_precision(trainer)
+    check_not_barebones(trainer)
     return profiler_writing_to(trainer, run_dir)
+
+
+def switched_on(trainer: DictConfig, callbacks: Sequence[Callback]) -> list[Callback]:
+    """``callbacks`` less those the Trainer's own switches turn off."""
+    off = tuple(kind for switch, kind in SWITCHED_OFF.items() if trainer.get(switch) is False)
+    return [callback for callback in callbacks if not isinstance(callback, off)]
+
+
+def check_not_barebones(trainer: DictConfig) -> None:
+    if trainer.get("barebones"):
+        raise TrainerArgumentError(
+            "trainer.barebones=true forbids the loggers, checkpoints and metric logging a "
+            "lazytrain run is made of; lazytrain's own overhead is already within a few percent "
+            "of Lightning's bare Trainer (scripts/bench.py). For a quick check of the pipeline "
+            "give debug=fdr; to train without records, logger=[] +trainer.enable_checkpointing=false"
+        )
 
 
 def check_precision(trainer: DictConfig) -> None:
