@@ -29,7 +29,7 @@ def main(args: list[str]) -> None:
     from hydra.utils import instantiate
 
     from lazytrain.evaluate import evaluate, log_evaluation, plot_confusion
-    from lazytrain.job import USER_ERRORS
+    from lazytrain.job import USER_ERRORS, user_error_line
     from lazytrain.trackers import TrackerError, add_to_mlflow_run
 
     ckpt = Path(cfg.ckpt_path)
@@ -42,7 +42,7 @@ def main(args: list[str]) -> None:
             trusted_targets=list(cfg.get("trusted_targets") or []),
         )
     except USER_ERRORS as err:
-        sys.exit(f"error: {type(err).__name__}: {' '.join(str(err).split())}")
+        sys.exit(f"error: {user_error_line(err)}")
     figure = plot_confusion(evaluation, run_dir / "eval" / f"{ckpt.stem}-confusion_matrix.png")
     log_evaluation(evaluation, run_dir, figure)
     print(evaluation.markdown())

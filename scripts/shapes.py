@@ -10,20 +10,17 @@ nothing but a folder's image cache, and runs no Trainer, so it answers in second
 import sys
 
 from lazytrain.command_line import script_config
-from lazytrain.dry_run import ShapeMismatchError
-from lazytrain.images import DataError
 
 
 def main(args: list[str]) -> None:
-    from lazytrain.train import model_and_data  # Lightning's import: after the config is read
-
     cfg = script_config(args, __doc__)
+    from lazytrain.job import USER_ERRORS, user_error_line  # Lightning's import: after the config
+    from lazytrain.train import model_and_data
+
     try:
         model, _ = model_and_data(cfg)
-    except DataError as err:
-        sys.exit(f"data error: {err}")
-    except ShapeMismatchError as err:
-        sys.exit(f"shape error: {err}")
+    except USER_ERRORS as err:
+        sys.exit(f"error: {user_error_line(err)}")
     report = model.shape_report
     print(report.markdown() if report else "the model has no lazy parameters: nothing to infer")
 

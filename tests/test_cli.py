@@ -134,16 +134,23 @@ def test_shapes_script_prints_the_tables(real_data_root, tmp_path):
     assert list(tmp_path.iterdir()) == []  # writes nothing
 
 
-def test_shapes_script_fails_readably(real_data_root, tmp_path):
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+model.num_classes=7",  # a model that disagrees with the data
+         "error: ShapeMismatchError: model output has shape [32, 7], expected [32, 10]"),
+        ("model.hidden=[0]", "error: ValueError: hidden sizes must be positive integers, got [0] "
+         "(in lazytrain.models.lazy_mlp)"),
+        ("data.batch_size=0", "error: DataError: data.batch_size=0: give a positive whole number "
+         "of images (in lazytrain.datamodule.FashionMNISTDataModule)"),
+    ],
+)  # fmt: skip
+def test_shapes_script_fails_readably(real_data_root, tmp_path, override, message):
     proc = run_script(
-        "shapes.py",
-        "model=lazy_mlp",
-        "+model.num_classes=7",  # a model that disagrees with the data
-        f"data.root={real_data_root}",
-        cwd=tmp_path,
+        "shapes.py", "model=lazy_mlp", override, f"data.root={real_data_root}", cwd=tmp_path
     )
-    assert proc.returncode == 1
-    assert "shape error: model output has shape [32, 7], expected [32, 10]" in proc.stderr
+    assert_refused(proc, message)
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("script", ["eval.py", "shapes.py"])

@@ -520,20 +520,30 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
         (["model=transformer"], "Could not find 'model/transformer'"),
         (["init=orthogonal"], "Available options in 'init'"),
         (["optimizer=lion"], "Available options in 'optimizer'"),
-        (["model.hidden=[0]"], "hidden sizes must be positive integers, got [0]"),
         (["model=lazy_cnn", "model.channels=[6,-1]"], "channels must be positive integers"),
         (["model.pca=64"], "sample of 32 inputs and needs at least 64: set sample_size=8192"),
         (["data.search_dirs=[]", "data.root=EMPTY"], "Fashion-MNIST not found"),
+        (["sample_size=1"], "the dry-run sample needs at least 2 examples (got shape [1, 1, 28, "
+         "28]): set sample_size=32"),
+        (["data.batch_size=0"], "DataError: data.batch_size=0: give a positive whole number of "
+         "images (in lazytrain.datamodule.FashionMNISTDataModule)"),
+        (["optimizer.lr=-1"], "OptimizerConfigError: optimizer (optimizer.lr=-1, "
+         "optimizer.weight_decay=0.01, optimizer.fused=None): Invalid learning rate: -1: give a "
+         "value it accepts"),
+        (["scheduler.warmup_fraction=2"], "OptimizerConfigError: scheduler (scheduler."
+         "warmup_fraction=2, scheduler.final_factor=0.0): warmup_fraction=2 is no fraction of "
+         "the run's steps: give a value it accepts"),
+        (["model.hidden=[0]"], "ValueError: hidden sizes must be positive integers, got [0] (in "
+         "lazytrain.models.lazy_mlp)"),  # one line, not Hydra's two
     ],
-)
+)  # fmt: skip
 def test_bad_input_is_refused_before_training_with_the_fix(overrides, message, tmp_path):
     overrides = [o.replace("EMPTY", str(tmp_path / "empty")) for o in overrides]
     run_dir = tmp_path / "run"
     proc = run_script(
         "train.py", *overrides, "data.download=false", f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
-    assert proc.returncode == 1
-    assert message in proc.stdout + proc.stderr
+    assert_refused(proc, message)
     assert not list(run_dir.glob("events.*")) and not (run_dir / "checkpoints").exists()
 
 

@@ -128,6 +128,9 @@ class ImageDataModule(L.LightningDataModule):
         drop_last: bool = False,
     ) -> None:
         super().__init__()
+        for key, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if not isinstance(size, int) or size < 1:
+                raise DataError(f"data.{key}={size}: give a positive whole number of images")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         # every training batch full: one shape for every step (compile=reduce-overhead's CUDA graphs)
         self.drop_last = drop_last

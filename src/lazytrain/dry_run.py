@@ -209,10 +209,10 @@ def apply_init(
     if not uninitialized(net):
         log.info("model is already materialized; apply_init leaves its weights alone")
         return None
-    if inputs.shape[0] < 2:
-        raise ValueError(
-            f"the dry-run sample needs at least 2 examples (got shape {list(inputs.shape)}); "
-            "increase sample_size"
+    if inputs.shape[0] < 2:  # a BatchNorm in training mode needs 2 for its batch statistics
+        raise ShapeMismatchError(
+            f"the dry-run sample needs at least 2 examples (got shape {list(inputs.shape)}): "
+            "set sample_size=32"
         )
     before = parameter_table(net)
     device = next(net.parameters()).device

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.images import DataError
 from lazytrain.lineage import LabelError
 from lazytrain.monitors import MonitorError
+from lazytrain.optimizers import OptimizerConfigError
 from lazytrain.recording import CURVES, not_recorded
 from lazytrain.resume import Continuation, ResumeError, continue_in_place
 from lazytrain.run_dir import RunExistsError, record_failure
@@ -59,6 +61,7 @@ USER_ERRORS = (
     CompileError,
     TrainerArgumentError,
     MonitorError,
+    OptimizerConfigError,
 )
 
 
@@ -86,11 +89,24 @@ def main(cfg: DictConfig) -> float:
     except SIGTERMException:  # a SystemExit with status 0: a scheduler must see the job stopped
         sys.exit(128 + signal.SIGTERM)
     except USER_ERRORS as err:
-        return refused(cfg, f"{type(err).__name__}: {err}")
+        return refused(cfg, user_error_line(err))
     except Exception as err:  # a full disk (a DiskFullError, or however a writer reported it)
         if not out_of_space(err):
             raise
         return refused(cfg, f"DiskFullError: {disk_full(full_file(err), cfg.output_dir)}")
+
+
+def user_error_line(err: Exception) -> str:
+    """A user error in one line (for train.py, eval.py and shapes.py alike). A value refused by a
+    config's constructor reaches us wrapped by
+    Hydra ("Error in call to target 'X':", then the error's repr on a line of its own): the
+    refusal itself is said, naming the innermost target it came from."""
+    where = ""
+    while isinstance(err, InstantiationException) and isinstance(err.__cause__, Exception):
+        target = re.match(r"Error in call to target '([^']+)'", str(err))
+        where = f" (in {target.group(1)})" if target else where
+        err = err.__cause__
+    return f"{type(err).__name__}: {' '.join(str(err).split())}{where}"
 
 
 def refused(cfg: DictConfig, line: str) -> float:

@@ -14,6 +14,8 @@ def warmup_cosine(
     optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.05, final_factor: float = 0.0
 ) -> LRScheduler:
     """Linear warm-up from 0 to the configured lr, then cosine decay to ``final_factor``·lr."""
+    if not 0 <= warmup_fraction <= 1:
+        raise ValueError(f"warmup_fraction={warmup_fraction} is no fraction of the run's steps")
     warmup = max(1, int(warmup_fraction * total_steps))
 
     def factor(step: int) -> float:

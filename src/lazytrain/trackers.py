@@ -21,7 +21,6 @@ from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
@@ -59,12 +58,7 @@ def make_loggers(
     for name, node in chosen.items():
         options = {} if purge_step is None else {"purge_step": purge_step}
         options.update(ids.get(name, {}))  # what the tracker needs to continue its run
-        try:
-            loggers.append(instantiate(node, **options))
-        except InstantiationException as err:  # our own refusal, not Hydra's wrapping of it
-            if isinstance(err.__cause__, TrackerError):
-                raise err.__cause__ from None
-            raise
+        loggers.append(instantiate(node, **options))
     return loggers
 
 

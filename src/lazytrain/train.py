@@ -67,6 +67,7 @@ def train(
     trainer_extras = trainer_arguments(cfg.trainer, Path(cfg.output_dir))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = model_and_data(cfg)
+    model.build_optimizer(lambda: 1)  # a value it refuses: refused now, not in the fit's set-up
     compile_net(model.net, cfg.get("compile"))  # after the dry run and init
     if begin.checkpoint is not None:
         check_fits(begin.checkpoint, begin.ckpt_path, model)
