@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from lazytrain.averaging import EMA
+from lazytrain.config import ConfigValueError
 from lazytrain.evaluate import evaluate, load_trained
 from lazytrain.train import model_and_data, train
 
@@ -90,7 +91,9 @@ def test_ema_weights_are_what_validation_test_checkpoints_and_eval_use(cfg_facto
 
 
 def test_ema_decay_outside_0_1_is_refused_with_the_fix():
-    with pytest.raises(ValueError, match=r"ema_decay must be in \(0, 1\), e.g. 0.99; got 1.5"):
+    with pytest.raises(
+        ConfigValueError, match=r"ema_decay=1.5: give a value in \(0, 1\), e.g. 0.99"
+    ):
         EMA(1.5)
 
 

@@ -527,12 +527,17 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
          "28]): set sample_size=32"),
         (["data.batch_size=0"], "DataError: data.batch_size=0: give a positive whole number of "
          "images (in lazytrain.datamodule.FashionMNISTDataModule)"),
-        (["optimizer.lr=-1"], "OptimizerConfigError: optimizer (optimizer.lr=-1, "
+        (["optimizer.lr=-1"], "ConfigValueError: optimizer (optimizer.lr=-1, "
          "optimizer.weight_decay=0.01, optimizer.fused=None): Invalid learning rate: -1: give a "
          "value it accepts"),
-        (["scheduler.warmup_fraction=2"], "OptimizerConfigError: scheduler (scheduler."
+        (["scheduler.warmup_fraction=2"], "ConfigValueError: scheduler (scheduler."
          "warmup_fraction=2, scheduler.final_factor=0.0): warmup_fraction=2 is no fraction of "
          "the run's steps: give a value it accepts"),
+        (["init=normal", "init.std=-1"], "ConfigValueError: init.std=-1: the normal init needs "
+         "std > 0, e.g. 0.01"),
+        (["label_smoothing=2"], "ConfigValueError: label_smoothing=2: give a value in [0, 1]"),
+        (["ema_decay=1.5"], "ConfigValueError: ema_decay=1.5: give a value in (0, 1), e.g. 0.99"),
+        (["seed=abc"], "ConfigValueError: seed=abc: give a whole number, e.g. seed=0"),
         (["model.hidden=[0]"], "ValueError: hidden sizes must be positive integers, got [0] (in "
          "lazytrain.models.lazy_mlp)"),  # one line, not Hydra's two
     ],

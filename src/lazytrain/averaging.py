@@ -38,6 +38,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from lazytrain.compat import average_model, batches_completed, swa_schedule_state
+from lazytrain.config import ConfigValueError
 
 
 class EMA(EMAWeightAveraging):
@@ -45,7 +46,7 @@ class EMA(EMAWeightAveraging):
 
     def __init__(self, decay: float) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.99; got {decay}")
+            raise ConfigValueError(f"ema_decay={decay}: give a value in (0, 1), e.g. 0.99")
         super().__init__(decay=decay)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

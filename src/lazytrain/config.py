@@ -1,16 +1,33 @@
 """The configuration, composed from Python as ``scripts/train.py`` composes it: for the other
-scripts (eval, shapes, bench) and the tests, so that none of them repeats Hydra's set-up."""
+scripts (eval, shapes, bench) and the tests, so that none of them repeats Hydra's set-up; and
+the error a value outside what it may be is refused with."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
+T = TypeVar("T")
+
+
+class ConfigValueError(ValueError):
+    """A config value outside what it may be (``label_smoothing=2``, ``init.std=-1``), or one the
+    configured callable refuses (``optimizer.lr=-1``): a user error, said in one line."""
+
+
+def refusing(group: str, config: Mapping[str, Any], build: Callable[[], T]) -> T:
+    """``build()``, with the ``ValueError`` by which a configured callable refuses a value (torch's
+    ``Invalid learning rate: -1``) as a :class:`ConfigValueError` naming the group's values."""
+    try:
+        return build()
+    except ValueError as err:
+        values = ", ".join(f"{group}.{k}={v}" for k, v in config.items() if not k.startswith("_"))
+        raise ConfigValueError(f"{group} ({values}): {err}: give a value it accepts") from err
 
 
 def compose_config(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lazytrain.compat import ConvLayer, fans
+from lazytrain.config import ConfigValueError
 
 InitScheme = Callable[[nn.Module, torch.Generator], None]
 INIT_LAYERS = (nn.Linear, ConvLayer)
@@ -33,7 +34,7 @@ def xavier(
     elif distribution == "normal":
         nn.init.xavier_normal_(layer.weight, gain=gain, generator=generator)
     else:
-        raise ValueError(f"xavier distribution must be 'uniform' or 'normal', got {distribution!r}")
+        raise ConfigValueError(f"init.distribution={distribution}: give uniform or normal")
     _zero_bias(layer)
 
 
@@ -42,7 +43,7 @@ def normal(
 ) -> None:
     """Weights from N(mean, std²), biases zero (D2L's ``init_normal``)."""
     if std <= 0:
-        raise ValueError(f"normal init needs std > 0, got {std}")
+        raise ConfigValueError(f"init.std={std}: the normal init needs std > 0, e.g. 0.01")
     nn.init.normal_(layer.weight, mean=mean, std=std, generator=generator)
     _zero_bias(layer)
 
@@ -57,9 +58,7 @@ def kaiming(
     """He et al. (2015) for ReLU networks; biases zero."""
     fn = {"normal": nn.init.kaiming_normal_, "uniform": nn.init.kaiming_uniform_}.get(distribution)
     if fn is None:
-        raise ValueError(
-            f"kaiming distribution must be 'uniform' or 'normal', got {distribution!r}"
-        )
+        raise ConfigValueError(f"init.distribution={distribution}: give normal or uniform")
     fn(layer.weight, mode=mode, nonlinearity=nonlinearity, generator=generator)
     _zero_bias(layer)
 

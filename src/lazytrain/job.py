@@ -27,6 +27,7 @@ from omegaconf import DictConfig, read_write
 from lazytrain import console, progress
 from lazytrain.checkpoints import CheckpointError, CheckpointMismatchError
 from lazytrain.compiling import CompileError
+from lazytrain.config import ConfigValueError
 from lazytrain.disk_full import disk_full, full_file, out_of_space, threads_quiet_on_full_disk
 from lazytrain.distributed import leave_process_group
 from lazytrain.dry_run import ShapeMismatchError
@@ -34,7 +35,6 @@ from lazytrain.epoch_state import NonFiniteLossError
 from lazytrain.images import DataError
 from lazytrain.lineage import LabelError
 from lazytrain.monitors import MonitorError
-from lazytrain.optimizers import OptimizerConfigError
 from lazytrain.recording import CURVES, not_recorded
 from lazytrain.resume import Continuation, ResumeError, continue_in_place
 from lazytrain.run_dir import RunExistsError, record_failure
@@ -61,7 +61,7 @@ USER_ERRORS = (
     CompileError,
     TrainerArgumentError,
     MonitorError,
-    OptimizerConfigError,
+    ConfigValueError,
 )
 
 

@@ -20,6 +20,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
 from lazytrain.compat import CheapHooks, estimated_stepping_batches
+from lazytrain.config import ConfigValueError
 from lazytrain.distributed import leave_process_group_at_exit
 from lazytrain.dry_run import ShapeReport, apply_init
 from lazytrain.epoch_state import EpochState
@@ -49,6 +50,8 @@ class LazyClassifier(CheapHooks):
         sample: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
+        if not 0 <= label_smoothing <= 1:  # (torch's refusal would come at the first step)
+            raise ConfigValueError(f"label_smoothing={label_smoothing}: give a value in [0, 1]")
         self.save_hyperparameters(ignore=["sample"])
         self.net: nn.Module = build_net(model, num_classes)
         if sample is None:

@@ -4,20 +4,15 @@ schedule: the same for Lightning's ``configure_optimizers``, checkpoint checks a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
+from lazytrain.config import refusing
 from lazytrain.dry_run import uninitialized
-
-T = TypeVar("T")
-
-
-class OptimizerConfigError(ValueError):
-    """The configured optimizer or schedule refuses one of its values."""
 
 
 def parameter_groups(
@@ -58,13 +53,3 @@ def build_optimizer(
         return built, None
     steps = total_steps()
     return built, refusing("scheduler", scheduler, lambda: instantiate(scheduler)(built, steps))
-
-
-def refusing(group: str, config: Mapping[str, Any], build: Callable[[], T]) -> T:
-    """``build()``, with torch's refusal of a value (``ValueError: Invalid learning rate: -1``,
-    raised inside the fit's set-up) as an :class:`OptimizerConfigError` naming the config."""
-    try:
-        return build()
-    except ValueError as err:
-        values = ", ".join(f"{group}.{k}={v}" for k, v in config.items() if not k.startswith("_"))
-        raise OptimizerConfigError(f"{group} ({values}): {err}: give a value it accepts") from err

@@ -25,6 +25,7 @@ from lazytrain.averaging import EMA
 from lazytrain.checkpoints import AtomicCheckpointIO, best_score, check_fits
 from lazytrain.compat import skip_unimplemented_hooks
 from lazytrain.compiling import compile_net
+from lazytrain.config import ConfigValueError
 from lazytrain.config_keys import LENGTH
 from lazytrain.console import print_config_tree
 from lazytrain.datamodule import ImageDataModule
@@ -60,6 +61,8 @@ def train(
     begin = start(cfg, choices or {}, overrides)  # with resume=<dir>: the run's own configuration
     cfg = begin.cfg
     check_monitors(cfg)
+    if not isinstance(cfg.seed, int):
+        raise ConfigValueError(f"seed={cfg.seed}: give a whole number, e.g. seed=0")
     if cfg.get("resume"):
         step = begin.checkpoint.get("global_step", 0)
         log.info("resuming %s from %s (step %d)", cfg.resume, begin.ckpt_path, step)
