@@ -25,6 +25,7 @@ VIEW = (
     "print_config", "trainer.deterministic",
     "trainer.benchmark", "trainer.fast_dev_run", "callbacks", "logger", "optimized_metric",
     "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+    "trainer.enable_checkpointing",
     "trainer.limit_val_batches", "trainer.limit_test_batches", "trainer.limit_predict_batches",
     "trainer.val_check_interval", "trainer.check_val_every_n_epoch", "trainer.num_sanity_val_steps",
 )  # fmt: skip
