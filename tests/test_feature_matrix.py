@@ -189,6 +189,14 @@ FEATURES: dict[str, tuple[list[str], Callable[[Ran], None]]] = {
         validated_at(lambda b: [b // 2, b, b + b // 2, 2 * b]),
     ),
     "val-every-2nd-epoch": (["trainer.check_val_every_n_epoch=2"], validated_at(lambda b: [2 * b])),
+    "val-every-3rd-epoch": (  # of 2: never
+        ["trainer.check_val_every_n_epoch=3"],
+        unvalidated(
+            "the fit stopped at step 16, before its first validation (it validates every 3 "
+            "epochs: trainer.check_val_every_n_epoch=3)",
+            lambda b: EPOCHS * b,
+        ),
+    ),
     "sanity-check-all": (  # before training; its scores are no validation of the run
         ["+trainer.num_sanity_val_steps=-1"],
         validated_at(lambda b: [b, 2 * b]),

@@ -149,15 +149,9 @@ class ModelCheckpoint(WaitsForValidation, NotifyingCheckpoint):
         if self.monitor is None or self.best_model_path or trainer.fast_dev_run:
             return
         if trainer.is_global_zero:
-            why = (
-                f"the fit stopped at step {trainer.global_step}, before its first validation "
-                "(validate sooner with trainer.val_check_interval=<steps>)"
-                if sum(trainer.num_val_batches or [0])
-                else "no validation ran (trainer.limit_val_batches is 0)"
-            )
             log.warning(
                 "no best checkpoint by %s: %s; the test scores the last step's weights",
-                self.monitor, why,
+                self.monitor, no_validation(trainer),
             )  # fmt: skip
 
     @property
@@ -172,6 +166,19 @@ class ModelCheckpoint(WaitsForValidation, NotifyingCheckpoint):
 
     def saved(self, trainer: L.Trainer, filepath: str) -> None:
         drop_stale_rank_windows(trainer, filepath)
+
+
+def no_validation(trainer: L.Trainer) -> str:
+    """Why a fit ended without a validation, and the setting that would have validated."""
+    if not sum(trainer.num_val_batches or [0]):
+        return "no validation ran (trainer.limit_val_batches is 0)"
+    every = trainer.check_val_every_n_epoch
+    sooner = (
+        f"it validates every {every} epochs: trainer.check_val_every_n_epoch={every}"
+        if every and every > 1
+        else "validate sooner with trainer.val_check_interval=<steps>"
+    )
+    return f"the fit stopped at step {trainer.global_step}, before its first validation ({sooner})"
 
 
 def best_score(callback: LightningModelCheckpoint) -> float:
@@ -224,6 +231,14 @@ class LastCheckpoint(ModelCheckpoint):
         # Lightning's own SIGTERM handling stops the fit loop at the end of the batch, where the
         # weights, optimizer, schedule, loader position and logger steps agree.
         os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        # Lightning saves at a validation's end instead when validation does not come every
+        # epoch (trainer.check_val_every_n_epoch=2): the epochs between would end unsaved.
+        unsaved = self._saved_step is not None and trainer.global_step > self._saved_step
+        if unsaved and not trainer.fast_dev_run:  # (fast_dev_run records no checkpoint)
+            self.save_now(trainer, str(Path(self.dirpath) / f"last{self.FILE_EXTENSION}"))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_sigint()
