@@ -87,6 +87,15 @@ def as_tensorboard(value: str) -> object:
         return value
 
 
+NEW_STORE_NOISE = (
+    "alembic",
+    "Running upgrade",
+    "MLflow database tables",
+    "Creating it.",
+    "INFO  [",
+)
+
+
 def test_every_tracker_holds_tensorboards_curves_and_mlflow_the_whole_run(tmp_path, synthetic_dir):
     run = train_run(
         tmp_path, *synthetic(tmp_path, synthetic_dir), *FEW_BATCHES, ALL,
@@ -95,6 +104,11 @@ def test_every_tracker_holds_tensorboards_curves_and_mlflow_the_whole_run(tmp_pa
     shown = tensorboard_curves(run)
     assert {"train/loss_step", "val/acc", "test/acc"} <= shown.keys()
     assert same(csv_curves(run), shown)
+    # A new store's migration (Alembic's fileConfig) left the job's logging as it was: its own
+    # lines to the end, in train.log and on the terminal, and none of the migration's.
+    for seen in ((run / "train.log").read_text(), (tmp_path / "console.txt").read_text()):
+        assert "final metrics: " in seen and "[lazytrain.progress][INFO] - epoch 1 " in seen
+        assert not [noise for noise in NEW_STORE_NOISE if noise in seen], seen[-3000:]
 
     client = store(tmp_path)
     (found,) = mlflow_runs(client, "runs")  # a single run without a recipe

@@ -9,12 +9,14 @@ Shared by ``scripts/train.py`` (through :mod:`lazytrain.job`), ``scripts/eval.py
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
 import shlex
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,18 @@ _LIGHTNING_NOISE = re.compile(
 # A CUDA build of torch on a machine without a GPU: torch.compile's C++ toolchain lookup warns
 # that it found CUDA_HOME but no CUDA runtime, which says nothing about a CPU run.
 _NO_CUDA_RUNTIME = re.compile(r"No CUDA runtime is found, using CUDA_HOME=")
+# A new MLflow store or experiment: Alembic announces its plugins, MLflow its tables and Lightning
+# (as a warning) the experiment it creates; the migration itself prints through Alembic's own
+# logging config (see logging_kept).
+_STORE_SET_UP = {
+    "alembic.runtime.plugins": re.compile(r"setup plugin "),
+    "mlflow.store.db.utils": re.compile(
+        r"(Creating initial MLflow database tables|Updating database tables)"
+    ),
+    "lightning.pytorch.loggers.mlflow": re.compile(
+        r"Experiment with name .* not found\. Creating it"
+    ),
+}
 
 
 class _Drop(logging.Filter):
@@ -77,6 +91,7 @@ class _WarningOnce(logging.Filter):
 
 _DROP_LIGHTNING_NOISE = _Drop(_LIGHTNING_NOISE)
 _DROP_NO_CUDA_RUNTIME = _Drop(_NO_CUDA_RUNTIME)
+_DROP_STORE_SET_UP = {name: _Drop(noise) for name, noise in _STORE_SET_UP.items()}
 _WARNING_ONCE = _WarningOnce()
 
 
@@ -87,6 +102,8 @@ def quiet() -> None:
     for name in _LIGHTNING_LOGGERS:
         logging.getLogger(name).addFilter(_DROP_LIGHTNING_NOISE)  # once: filters are a set
     logging.getLogger("torch.utils.cpp_extension").addFilter(_DROP_NO_CUDA_RUNTIME)
+    for name, drop in _DROP_STORE_SET_UP.items():
+        logging.getLogger(name).addFilter(drop)
     # A run's checkpoint directory holds files only when the run resumes (a new run never starts
     # in a used directory: run_dir refuses), so ModelCheckpoint's warning about it says nothing.
     warnings.filterwarnings(
@@ -101,6 +118,29 @@ def quiet() -> None:
         category=FutureWarning,
         module=r"lightning\.",
     )
+
+
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """Around third-party code that configures logging for the whole process: MLflow's first use
+    of a new SQLite store runs Alembic's migrations, whose ``env.py`` calls ``fileConfig`` (root
+    at WARNING with a stderr handler of its own, every handler closed), after which this job's
+    INFO lines, train.log among them, stopped. Every logger's level, handlers, propagation and
+    switch are put back as they were (a closed file handler reopens at its next line, appending),
+    and what the migration printed on stderr meanwhile is dropped."""
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict)),
+    ]
+    kept = [(lg, lg.level, lg.handlers[:], lg.propagate, lg.disabled) for lg in loggers]
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for logger, level, handlers, propagate, disabled in kept:
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.propagate, logger.disabled = propagate, disabled
 
 
 def warnings_to_log() -> None:

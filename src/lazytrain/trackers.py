@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lazytrain import sqlite_url
 from lazytrain.compat import sqlite_artifacts, sqlite_artifacts_beside_database
+from lazytrain.console import logging_kept
 from lazytrain.lineage_file import FILE as LINEAGE_FILE
 from lazytrain.tracking import OptimizerSteps, hparams_row
 
@@ -142,7 +143,8 @@ def check_store(tracking_uri: str) -> None:
         if sqlite_url.database(tracking_uri):
             sqlite_url.make_directory(tracking_uri)
             sqlite_artifacts_beside_database()
-        MlflowClient(tracking_uri).search_experiments(max_results=1)
+        with logging_kept():  # a new store's migration reconfigures logging
+            MlflowClient(tracking_uri).search_experiments(max_results=1)
     except Exception as err:  # whatever the store's driver raises, the run has not started
         raise TrackerError(
             f"the MLflow store {tracking_uri} cannot be opened ({type(err).__name__}: "
