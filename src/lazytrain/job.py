@@ -98,9 +98,9 @@ def main(cfg: DictConfig) -> float:
 
 def user_error_line(err: Exception) -> str:
     """A user error in one line (for train.py, eval.py and shapes.py alike). A value refused by a
-    config's constructor reaches us wrapped by
-    Hydra ("Error in call to target 'X':", then the error's repr on a line of its own): the
-    refusal itself is said, naming the innermost target it came from."""
+    config's constructor reaches us wrapped by Hydra ("Error in call to target 'X':", then the
+    error's repr on a line of its own): the refusal itself is said, naming the innermost target
+    it came from."""
     where = ""
     while isinstance(err, InstantiationException) and isinstance(err.__cause__, Exception):
         target = re.match(r"Error in call to target '([^']+)'", str(err))
