@@ -71,10 +71,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.LightningModule) -> None:
+def check_fits(
+    checkpoint: dict[str, Any],
+    path: str | Path,
+    module: L.LightningModule,
+    optimizer: torch.optim.Optimizer,
+) -> None:
     """Refuse, before anything is written, a checkpoint whose weights (or optimizer state) do
     not fit ``module``: every key present on both sides with the same shape, and the optimizer
-    state loadable into the configured optimizer."""
+    state loadable into ``optimizer``, the configured one over ``module``."""
     expected = module.state_dict()
     saved = checkpoint["state_dict"]
     missing, unexpected = (
@@ -97,10 +102,9 @@ def check_fits(checkpoint: dict[str, Any], path: str | Path, module: L.Lightning
             "config it was trained with"
         )
     states = checkpoint.get("optimizer_states") or []
-    if states and hasattr(module, "build_optimizer"):
+    if states:
         # torch loads another optimizer's state without complaint and fails at the first step
         # (SGD after AdamW: KeyError: 'momentum'); compare the options and the groups instead.
-        optimizer, _ = module.build_optimizer(lambda: 1)
         saved = states[0].get("param_groups", [])
         options = set().union(*(group.keys() for group in saved))
         lacking = sorted(set(optimizer.defaults) - options)

@@ -22,12 +22,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Lightning's log lines that say nothing about the run, by logger and message (``rank_zero_info``
-# logs under the module's own name, in lightning.pytorch and lightning.fabric alike).
-_LIGHTNING_LOGGERS = (
-    "lightning.pytorch.utilities.rank_zero",
-    "lightning.fabric.utilities.rank_zero",
-)
+# Third-party log lines that say nothing about this run, by logger and message.
+# Lightning's (``rank_zero_info`` logs under the module's own name, in lightning.pytorch and
+# lightning.fabric alike):
 _LIGHTNING_NOISE = re.compile(
     "|".join(
         (
@@ -41,15 +38,15 @@ _LIGHTNING_NOISE = re.compile(
         )
     )
 )
-
-
-# A CUDA build of torch on a machine without a GPU: torch.compile's C++ toolchain lookup warns
-# that it found CUDA_HOME but no CUDA runtime, which says nothing about a CPU run.
-_NO_CUDA_RUNTIME = re.compile(r"No CUDA runtime is found, using CUDA_HOME=")
-# A new MLflow store or experiment: Alembic announces its plugins, MLflow its tables and Lightning
-# (as a warning) the experiment it creates; the migration itself prints through Alembic's own
-# logging config (see logging_kept).
-_STORE_SET_UP = {
+_NOISE = {
+    "lightning.pytorch.utilities.rank_zero": _LIGHTNING_NOISE,
+    "lightning.fabric.utilities.rank_zero": _LIGHTNING_NOISE,
+    # A CUDA build of torch on a machine without a GPU: torch.compile's C++ toolchain lookup
+    # found CUDA_HOME but no CUDA runtime, which says nothing about a CPU run.
+    "torch.utils.cpp_extension": re.compile(r"No CUDA runtime is found, using CUDA_HOME="),
+    # A new MLflow store or experiment: Alembic announces its plugins, MLflow its tables and
+    # Lightning (as a warning) the experiment it creates; the migration itself prints through
+    # Alembic's own logging config (see logging_kept).
     "alembic.runtime.plugins": re.compile(r"setup plugin "),
     "mlflow.store.db.utils": re.compile(
         r"(Creating initial MLflow database tables|Updating database tables)"
@@ -89,9 +86,7 @@ class _WarningOnce(logging.Filter):
         return True
 
 
-_DROP_LIGHTNING_NOISE = _Drop(_LIGHTNING_NOISE)
-_DROP_NO_CUDA_RUNTIME = _Drop(_NO_CUDA_RUNTIME)
-_DROP_STORE_SET_UP = {name: _Drop(noise) for name, noise in _STORE_SET_UP.items()}
+_DROPS = {name: _Drop(noise) for name, noise in _NOISE.items()}
 _WARNING_ONCE = _WarningOnce()
 
 
@@ -99,11 +94,8 @@ def quiet() -> None:
     """Drop the third-party noise, each by its source and exact message; every other log line and
     warning stays. Idempotent; called by every entry point (and by ``train.run``, so Hydra's
     launcher workers are covered too)."""
-    for name in _LIGHTNING_LOGGERS:
-        logging.getLogger(name).addFilter(_DROP_LIGHTNING_NOISE)  # once: filters are a set
-    logging.getLogger("torch.utils.cpp_extension").addFilter(_DROP_NO_CUDA_RUNTIME)
-    for name, drop in _DROP_STORE_SET_UP.items():
-        logging.getLogger(name).addFilter(drop)
+    for name, drop in _DROPS.items():
+        logging.getLogger(name).addFilter(drop)  # once: filters are a set
     # A run's checkpoint directory holds files only when the run resumes (a new run never starts
     # in a used directory: run_dir refuses), so ModelCheckpoint's warning about it says nothing.
     warnings.filterwarnings(

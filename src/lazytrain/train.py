@@ -70,10 +70,12 @@ def train(
     trainer_extras = trainer_arguments(cfg.trainer, Path(cfg.output_dir))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule = model_and_data(cfg)
-    model.build_optimizer(lambda: 1)  # a value it refuses: refused now, not in the fit's set-up
+    # the configured optimizer, built now: a value it refuses is refused before anything is
+    # written (not in the fit's set-up), and a checkpoint's optimizer state is checked against it
+    optimizer, _ = model.build_optimizer(lambda: 1)
     compile_net(model.net, cfg.get("compile"))  # after the dry run and init
     if begin.checkpoint is not None:
-        check_fits(begin.checkpoint, begin.ckpt_path, model)
+        check_fits(begin.checkpoint, begin.ckpt_path, model, optimizer)
 
     output_dir = Path(cfg.output_dir)
     # Ranks >= 1 of a DDP job join the run rank 0 is writing; only rank 0 checks.
